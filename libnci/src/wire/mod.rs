@@ -12,6 +12,7 @@
 mod macros;
 pub mod codes;
 pub mod header;
+pub mod routing;
 pub mod segment;
 
 pub use codes::*;
