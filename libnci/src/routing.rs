@@ -1,5 +1,4 @@
-//! Listen-mode routing table builder (NCI 1.0 §6.3,
-//! NCI 2.0 §6.3).
+//! Listen-mode routing table builder (NCI 1.0 §6.3, NCI 2.0 §6.3).
 //!
 //! The card emulation model: the default route is the host. Host card emulation AIDs then cost
 //! no routing-table space — the daemon resolves every SELECT itself — so the table holds
