@@ -13,11 +13,13 @@
 //! - [`wire`]: packet layout only — header views, message `Repr`s, code spaces, configuration
 //!   TLVs, segmentation and reassembly.
 //! - [`time`]: the caller-supplied notion of time.
+//! - [`routing`]: the listen-mode routing table builder (default route = host).
 //!
 //! Without the default `std` feature the crate is `#![no_std]` and needs no allocator.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod routing;
 pub mod time;
 pub mod wire;

@@ -12,6 +12,8 @@
 mod macros;
 pub mod codes;
 pub mod header;
+pub mod routing;
+pub mod segment;
 
 pub use codes::*;
 pub use header::{Gid, HeaderRepr, MessageType, Packet, PacketId, HEADER_LEN, MAX_PAYLOAD_LEN};
