@@ -106,7 +106,9 @@ async fn largest_packet_and_raw_mode_bytes() {
     let mut t = open_transport(&pty);
     // A 255-octet data packet full of bytes a cooked tty would eat or rewrite:
     // CR, LF, ^C, ^D, ^Z, XON, XOFF, DEL, ^\.
-    let specials = [0x0D, 0x0A, 0x03, 0x04, 0x1A, 0x11, 0x13, 0x7F, 0x1C, 0x00, 0xFF];
+    let specials = [
+        0x0D, 0x0A, 0x03, 0x04, 0x1A, 0x11, 0x13, 0x7F, 0x1C, 0x00, 0xFF,
+    ];
     let mut data = vec![0x00, 0x00, 0xFF];
     data.extend(specials.iter().cycle().take(255));
 
@@ -136,7 +138,10 @@ async fn send_rejects_broken_framing() {
     let mut t = open_transport(&pty);
     // Header says 1 payload octet, 2 follow.
     let err = t.send(&[0x20, 0x00, 0x01, 0x00, 0x00]).await.unwrap_err();
-    assert!(matches!(err, TransportError::Framing { len: 5, .. }), "{err}");
+    assert!(
+        matches!(err, TransportError::Framing { len: 5, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]

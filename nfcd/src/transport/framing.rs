@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(rx.take_packet().ok().flatten(), None);
         feed(&mut rx, &[0x11, 0x01]);
         let p = rx.take_packet().ok().flatten();
-        assert_eq!(p.as_deref(), Some(&[0x40, 0x00, 0x03, 0x00, 0x11, 0x01][..]));
+        assert_eq!(
+            p.as_deref(),
+            Some(&[0x40, 0x00, 0x03, 0x00, 0x11, 0x01][..])
+        );
         assert_eq!(rx.pending(), 0);
     }
 

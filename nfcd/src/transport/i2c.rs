@@ -133,7 +133,9 @@ impl Shared {
     fn lock_bus(&self) -> MutexGuard<'_, Box<dyn I2cDevice>> {
         // A panic in another holder cannot leave the device in a state we could repair by
         // refusing to use it; carry on.
-        self.bus.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.bus
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn generation(&self) -> u64 {
@@ -189,9 +191,10 @@ impl I2cTransport {
         let irq = GpioIrqLine::open(&spec.irq)
             .map_err(|e| TransportError::io(format!("{describe}: IRQ line {}", spec.irq), e))?;
         let ven = match &spec.ven {
-            Some(line) => Some(Box::new(GpioVenLine::open(line).map_err(|e| {
-                TransportError::io(format!("{describe}: VEN line {line}"), e)
-            })?) as Box<dyn VenLine>),
+            Some(line) => Some(Box::new(
+                GpioVenLine::open(line)
+                    .map_err(|e| TransportError::io(format!("{describe}: VEN line {line}"), e))?,
+            ) as Box<dyn VenLine>),
             None => None,
         };
         Self::new(
@@ -335,12 +338,12 @@ fn read_packet(dev: &mut dyn I2cDevice, describe: &str) -> Result<Packet, ReadFa
     }
     let total = NCI_HEADER_LEN + usize::from(header[2]);
     let mut packet = packet_from(&header).map_err(ReadFailure::Failed)?;
-    packet
-        .resize(total, 0)
-        .map_err(|_| ReadFailure::Failed(TransportError::Framing {
+    packet.resize(total, 0).map_err(|_| {
+        ReadFailure::Failed(TransportError::Framing {
             len: total,
             reason: "longer than the largest NCI packet (258 octets)",
-        }))?;
+        })
+    })?;
     if total > NCI_HEADER_LEN {
         dev.read(&mut packet[NCI_HEADER_LEN..]).map_err(|e| {
             ReadFailure::Failed(TransportError::io(format!("{describe}: read payload"), e))
@@ -391,7 +394,11 @@ impl Reader {
             match result {
                 Ok(packet) => {
                     nacked_reads = 0;
-                    if self.packets.blocking_send((generation, Ok(packet))).is_err() {
+                    if self
+                        .packets
+                        .blocking_send((generation, Ok(packet)))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -646,11 +653,7 @@ impl IrqLine for GpioIrqLine {
     }
 
     fn wait_rising(&mut self, timeout: Duration) -> io::Result<bool> {
-        if !self
-            .request
-            .wait_edge_event(timeout)
-            .map_err(gpio_error)?
-        {
+        if !self.request.wait_edge_event(timeout).map_err(gpio_error)? {
             return Ok(false);
         }
         // Consume every queued event so stale edges do not wake us again.

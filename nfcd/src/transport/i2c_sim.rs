@@ -15,8 +15,8 @@
 //! - The test scripts the controller side with a responder: given each packet the host
 //!   writes, it returns the packets to queue in answer (several at once if wanted). Packets
 //!   can also be queued at any time with [`I2cSim::queue`] (notifications).
-//! - Faults: NACK every write ([`I2cSim::set_nack_storm`]), fail the next read with an errno
-//!   ([`I2cSim::fail_next_read`]), hold IRQ high with nothing to read
+//! - Faults: NACK every write ([`I2cSim::set_nack_storm`]), fail a read with an errno
+//!   ([`I2cSim::fail_next_read`], [`I2cSim::fail_read_after`]), hold IRQ high with nothing to read
 //!   ([`I2cSim::set_irq_stuck`]).
 //!
 //! Everything the host did is recorded for assertions: written packets, read sizes, write and
@@ -45,7 +45,8 @@ struct SimState {
     irq_edges: u64,
     nack_storm: bool,
     irq_stuck: bool,
-    read_error: Option<Errno>,
+    /// Reads still to succeed before the armed read error, and the error.
+    read_error: Option<(usize, Errno)>,
     responder: Option<Responder>,
     host_packets: Vec<Vec<u8>>,
     read_sizes: Vec<usize>,
@@ -168,9 +169,15 @@ impl I2cSim {
         self.mutate(|s| s.nack_storm = on);
     }
 
-    /// Fail the next read (header or payload) with `errno`.
+    /// Fail the next read transfer (header or payload) with `errno`.
     pub fn fail_next_read(&self, errno: Errno) {
-        self.mutate(|s| s.read_error = Some(errno));
+        self.fail_read_after(0, errno);
+    }
+
+    /// Let `reads` more read transfers succeed, then fail one with `errno` (e.g. `1` with a
+    /// packet queued fails its payload read).
+    pub fn fail_read_after(&self, reads: usize, errno: Errno) {
+        self.mutate(|s| s.read_error = Some((reads, errno)));
     }
 
     /// Hold IRQ high even with nothing queued while `on` (ends at power-down too).
@@ -280,8 +287,13 @@ impl I2cDevice for SimI2cDevice {
             if !s.powered {
                 return Err(io::Error::from(Errno::ENXIO));
             }
-            if let Some(errno) = s.read_error.take() {
-                return Err(io::Error::from(errno));
+            match s.read_error {
+                Some((0, errno)) => {
+                    s.read_error = None;
+                    return Err(io::Error::from(errno));
+                }
+                Some((ref mut left, _)) => *left -= 1,
+                None => {}
             }
             let Some(front) = s.outbox.front() else {
                 return Err(io::Error::from(Errno::EREMOTEIO));

@@ -26,8 +26,8 @@ pub const DEFAULT_BAUD: u32 = 115_200;
 
 /// Baud rates the UART transport can program through termios on Linux.
 pub const SUPPORTED_BAUDS: &[u32] = &[
-    9_600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 500_000, 576_000, 921_600,
-    1_000_000, 1_152_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 3_500_000, 4_000_000,
+    9_600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 500_000, 576_000, 921_600, 1_000_000,
+    1_152_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 3_500_000, 4_000_000,
 ];
 
 /// Which transport to open, and with what parameters.
@@ -592,8 +592,14 @@ mod tests {
                 "tcp:::1:4000",
                 "tcp: an IPv6 address must be in brackets, e.g. tcp:[::1]:4000",
             ),
-            ("tcp:[::1:4000", "tcp: '[::1:4000' has '[' without a closing ']'"),
-            ("tcp:[::1]4000", "tcp: expected [HOST]:PORT, got '[::1]4000'"),
+            (
+                "tcp:[::1:4000",
+                "tcp: '[::1:4000' has '[' without a closing ']'",
+            ),
+            (
+                "tcp:[::1]4000",
+                "tcp: expected [HOST]:PORT, got '[::1]4000'",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(parse(text), Err(want.to_string()), "{text}");
@@ -603,7 +609,10 @@ mod tests {
     #[test]
     fn sim_profiles() {
         assert_eq!(parse("sim"), Ok(TransportSpec::Sim(SimProfile::Pn7150)));
-        assert_eq!(parse("sim:pn7150"), Ok(TransportSpec::Sim(SimProfile::Pn7150)));
+        assert_eq!(
+            parse("sim:pn7150"),
+            Ok(TransportSpec::Sim(SimProfile::Pn7150))
+        );
         assert_eq!(parse("sim:nci2"), Ok(TransportSpec::Sim(SimProfile::Nci2)));
         assert_eq!(
             parse("sim:pn7160"),

@@ -205,9 +205,8 @@ impl Transport for UartTransport {
 
     async fn reset(&mut self) -> Result<(), TransportError> {
         self.rx.clear();
-        tcflush(self.fd.get_ref().as_fd(), FlushArg::TCIFLUSH).map_err(|e| {
-            TransportError::io(format!("{}: flush input", self.describe), e.into())
-        })
+        tcflush(self.fd.get_ref().as_fd(), FlushArg::TCIFLUSH)
+            .map_err(|e| TransportError::io(format!("{}: flush input", self.describe), e.into()))
     }
 
     fn describe(&self) -> String {
