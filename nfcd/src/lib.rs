@@ -3,4 +3,7 @@
 //! Layers (see DESIGN.md): transports move whole NCI packets; libnci speaks NCI; the HCE
 //! logic routes APDUs; the D-Bus layer exposes it. This crate holds the daemon side.
 
+pub mod cli;
+pub mod config;
+pub mod logging;
 pub mod transport;

@@ -149,6 +149,9 @@ impl Shared {
 
 type Reply = oneshot::Sender<Result<(), TransportError>>;
 
+// Each command is moved once through a channel; boxing the packet would cost an allocation
+// per packet for no gain.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     Write { packet: Packet, reply: Reply },
     Reset { reply: Reply },
