@@ -38,8 +38,11 @@ pub const MAX_FWI: u8 = 14;
 /// Default deadline for a wallet to answer one APDU.
 pub const DEFAULT_APDU_DEADLINE_MS: u64 = 500;
 
-/// Bounds of `hce.apdu_deadline_ms`.
-pub const APDU_DEADLINE_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=5000;
+/// Smallest accepted `hce.apdu_deadline_ms`.
+pub const MIN_APDU_DEADLINE_MS: u16 = 10;
+
+/// Largest accepted `hce.apdu_deadline_ms`.
+pub const MAX_APDU_DEADLINE_MS: u16 = 5000;
 
 /// Most ATS historical bytes accepted. ISO/IEC 14443-4 §5.2 bounds the whole ATS by the
 /// reader's frame size (FSD − 2), so short is safer.
@@ -97,7 +100,7 @@ impl fmt::Display for BusSpec {
     }
 }
 
-/// RF technology of a listen mode (NCI 1.0 §5.1, NFC-A/B/F).
+/// RF technology of a listen mode (NFC-A, NFC-B, NFC-F as in NCI 1.0 RF technology values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Technology {
     /// NFC-A (ISO/IEC 14443-3 Type A).
@@ -327,7 +330,7 @@ pub const NXP_TAG_CLOCK_TO_CFG: u16 = 0xA004;
 pub const NXP_TAG_PMU_CFG: u16 = 0xA00E;
 
 /// One configuration parameter for CORE_SET_CONFIG_CMD (NCI 1.0 §4.3): a standard one-octet
-/// parameter ID, or an NXP proprietary two-octet ID `A0 xx` (UM10936 §9, proprietary
+/// parameter ID, or an NXP proprietary two-octet ID `A0 xx` (UM10936, proprietary
 /// configuration parameters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NxpTlv {
@@ -646,6 +649,33 @@ impl Checker<'_> {
         Location { line, column }
     }
 
+    /// Best-effort dotted key of the value at `span`, for parser errors that do not name it:
+    /// the `key =` on the same line plus the nearest `[section]` above. `None` when the span
+    /// is not inside a one-line `key = value`.
+    fn key_at(&self, span: &Range<usize>) -> Option<String> {
+        let before = self.text.get(..span.start)?;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let (key, _) = before.get(line_start..)?.split_once('=')?;
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return None;
+        }
+        let section = before.get(..line_start)?.lines().rev().find_map(|line| {
+            let line = line.trim();
+            line.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .map(str::trim)
+        });
+        Some(match section {
+            Some(section) => format!("{section}.{key}"),
+            None => key.to_owned(),
+        })
+    }
+
     fn invalid<T>(&self, key: &str, value: &Spanned<T>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.clone(),
@@ -765,10 +795,17 @@ impl Config {
             text,
             file: source.map_or_else(|| "<built-in>".to_owned(), |p| p.display().to_string()),
         };
-        let file: FileRepr = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            file: checker.file.clone(),
-            location: checker.location(&e.span().unwrap_or(0..0)),
-            message: e.message().trim_end().to_owned(),
+        let file: FileRepr = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end();
+            ConfigError::Syntax {
+                file: checker.file.clone(),
+                location: checker.location(&span),
+                message: match checker.key_at(&span) {
+                    Some(key) => format!("{key}: {message}"),
+                    None => message.to_owned(),
+                },
+            }
         })?;
 
         // The file is validated in full even where a flag overrides it: a broken file is
@@ -921,8 +958,7 @@ fn check_listen(c: &Checker<'_>, raw: &ListenRepr) -> Result<ListenConfig, Confi
 fn check_hce(c: &Checker<'_>, raw: &HceRepr) -> Result<HceConfig, ConfigError> {
     let mut hce = HceConfig::default();
     if let Some(v) = &raw.apdu_deadline_ms {
-        let range = i64::try_from(*APDU_DEADLINE_MS_RANGE.start()).unwrap_or(0)
-            ..=i64::try_from(*APDU_DEADLINE_MS_RANGE.end()).unwrap_or(i64::MAX);
+        let range = i64::from(MIN_APDU_DEADLINE_MS)..=i64::from(MAX_APDU_DEADLINE_MS);
         let ms = c.int_in_range("hce.apdu_deadline_ms", v, range)?;
         hce.apdu_deadline = Duration::from_millis(ms.unsigned_abs());
     }
@@ -1298,7 +1334,7 @@ mode = "unlocked"
     fn syntax_error_has_file_line_column() {
         assert_eq!(
             err("[daemon]\nbus = \"system\n"),
-            "nfcd.toml:2:14: invalid basic string, expected `\"`"
+            "nfcd.toml:2:14: daemon.bus: invalid basic string, expected `\"`"
         );
     }
 
@@ -1319,12 +1355,17 @@ mode = "unlocked"
     fn wrong_type_is_an_error() {
         let e = err("[hce]\napdu_deadline_ms = \"500\"\n");
         assert!(
-            e.starts_with("nfcd.toml:2:20: invalid type: string \"500\""),
+            e.starts_with("nfcd.toml:2:20: hce.apdu_deadline_ms: invalid type: string \"500\""),
             "{e}"
         );
         let e = err("[access]\nallow_id_rebind = 1\n");
         assert!(
-            e.starts_with("nfcd.toml:2:19: invalid type: integer"),
+            e.starts_with("nfcd.toml:2:19: access.allow_id_rebind: invalid type: integer"),
+            "{e}"
+        );
+        let e = err("# comment\n[ listen ]\ntechnologies = \"a\"\n");
+        assert!(
+            e.starts_with("nfcd.toml:3:16: listen.technologies: invalid type: string \"a\""),
             "{e}"
         );
     }
