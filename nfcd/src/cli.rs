@@ -20,28 +20,50 @@ use crate::transport::TransportSpec;
     about = "NFC host card emulation daemon for PN7150-class controllers"
 )]
 pub struct Cli {
-    /// Controller transport, overriding [daemon] transport:
-    /// i2c:DEV[@ADDR],irq=CHIP:LINE[,ven=CHIP:LINE] | uart:DEV[@BAUD] | tcp:HOST:PORT |
-    /// sim[:pn7150|:nci2]
-    #[arg(long, value_name = "SPEC")]
+    /// Controller transport; overrides `daemon.transport`.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        help = "Controller transport, overriding daemon.transport: \
+                i2c:DEV[@ADDR],irq=CHIP:LINE[,ven=CHIP:LINE] | uart:DEV[@BAUD] | \
+                tcp:HOST:PORT | sim[:pn7150|:nci2]"
+    )]
     pub transport: Option<TransportSpec>,
 
-    /// D-Bus bus to serve org.nfcd on, overriding [daemon] bus: system, session, or a D-Bus
-    /// address such as unix:path=/run/user/1000/bus
-    #[arg(long, value_name = "system|session|ADDRESS")]
+    /// D-Bus bus to serve `org.nfcd` on; overrides `daemon.bus`.
+    #[arg(
+        long,
+        value_name = "system|session|ADDRESS",
+        help = "D-Bus bus to serve org.nfcd on, overriding daemon.bus: system, session, \
+                or a D-Bus address such as unix:path=/run/user/1000/bus"
+    )]
     pub bus: Option<BusSpec>,
 
-    /// Configuration file. Without this flag /etc/nfcd/nfcd.toml is read if it exists;
-    /// a file named here must exist.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    /// Configuration file; without it `/etc/nfcd/nfcd.toml` is read if it exists.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        help = "Configuration file. Without this flag /etc/nfcd/nfcd.toml is read if it \
+                exists; a file named here must exist"
+    )]
     pub config: Option<PathBuf>,
 
-    /// Directory for persistent state (default services), overriding [daemon] state_dir
-    #[arg(long, value_name = "DIR")]
+    /// Directory for persistent state; overrides `daemon.state_dir`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Directory for persistent state (default services), overriding daemon.state_dir"
+    )]
     pub state_dir: Option<PathBuf>,
 
-    /// More log output: -v debug (NCI packet trace), -vv trace. RUST_LOG overrides.
-    #[arg(short, long, action = ArgAction::Count)]
+    /// Number of `-v` flags: 1 = debug with the NCI packet trace, 2 = trace.
+    #[arg(
+        short,
+        long,
+        action = ArgAction::Count,
+        help = "More log output: -v debug (NCI packet trace), -vv trace; RUST_LOG overrides"
+    )]
     pub verbose: u8,
 }
 

@@ -168,6 +168,10 @@ const RX_QUEUE: usize = 16;
 ///
 /// After [`Transport::recv`] returns an error the reader thread pauses until
 /// [`Transport::reset`] is called; the daemon resets the controller after any transport error.
+///
+/// Dropping the transport stops both threads; the reader notices within
+/// [`I2cTiming::idle_wait`], and only then are the device and GPIO lines released (reopening
+/// them sooner fails with `EBUSY`).
 pub struct I2cTransport {
     commands: std_mpsc::Sender<Command>,
     packets: mpsc::Receiver<RxItem>,
