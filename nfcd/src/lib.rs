@@ -1,0 +1,9 @@
+//! nfcd: a Linux NFC host card emulation daemon for PN7150-class controllers.
+//!
+//! Layers (see DESIGN.md): transports move whole NCI packets; libnci speaks NCI; the HCE
+//! logic routes APDUs; the D-Bus layer exposes it. This crate holds the daemon side.
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod transport;
