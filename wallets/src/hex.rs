@@ -55,6 +55,18 @@ pub fn decode(text: &str) -> Result<Vec<u8>, HexError> {
         .collect()
 }
 
+/// Bytes given as hex on a command line (`--aid A0000000041010`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HexBytes(pub Vec<u8>);
+
+impl std::str::FromStr for HexBytes {
+    type Err = HexError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        decode(text).map(HexBytes)
+    }
+}
+
 fn nibble(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),

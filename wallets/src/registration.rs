@@ -55,6 +55,18 @@ pub trait ApduHandler: Send + 'static {
     }
 }
 
+/// A boxed handler is a handler, so that a program can pick one at run time (`--verbose`
+/// wrapping, test behaviours).
+impl<H: ApduHandler + ?Sized> ApduHandler for Box<H> {
+    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        (**self).process_apdu(apdu)
+    }
+
+    fn deactivated(&mut self, reason: &str) {
+        (**self).deactivated(reason)
+    }
+}
+
 /// Which message bus to reach the daemon on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Bus {
