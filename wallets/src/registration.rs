@@ -484,6 +484,7 @@ impl Registration {
             path,
             channel_task: None,
             registered: false,
+            serving: true,
         };
         let options = self.options.to_dict();
         if let Err(error) = handle
@@ -531,7 +532,10 @@ pub struct RegistrationHandle {
     connection: Connection,
     path: OwnedObjectPath,
     channel_task: Option<JoinHandle<()>>,
+    /// `RegisterService` succeeded and `UnregisterService` was not called yet.
     registered: bool,
+    /// The object is (still) exported.
+    serving: bool,
 }
 
 impl RegistrationHandle {
@@ -584,6 +588,7 @@ impl RegistrationHandle {
         if let Some(task) = self.channel_task.take() {
             task.abort();
         }
+        self.serving = false;
         let _ = self
             .connection
             .object_server()
@@ -628,6 +633,9 @@ impl Drop for RegistrationHandle {
     fn drop(&mut self) {
         if let Some(task) = self.channel_task.take() {
             task.abort();
+        }
+        if !self.registered && !self.serving {
+            return;
         }
         let Ok(runtime) = Handle::try_current() else {
             // No runtime to talk on; closing the connection ends the registration anyway.

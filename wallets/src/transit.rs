@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn select_then_read_balance() {
         let mut card = card(2_000);
-        // SELECT F04E464344545241 4E534954 -> FCI
+        // SELECT F04E4643445452414E534954 -> FCI
         let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x0C];
         select.extend_from_slice(&DEFAULT_AID);
         select.push(0x00);

@@ -1,6 +1,6 @@
 //! `transit-wallet`: a test stored-value transit card served through nfcd.
 //!
-//! Registers in category `transit` with one exact AID (default `F04E464344545241 4E534954`,
+//! Registers in category `transit` with one exact AID (default `F04E4643445452414E534954`,
 //! i.e. `F0` + "NFCDTRANSIT": ISO/IEC 7816-5 category F, proprietary and unregistered) and
 //! answers this command set (all numbers unsigned big-endian; see `nfcd_wallets::transit`):
 //!
