@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::hex;
-use crate::registration::{ApduHandler, RegistrationHandle};
+use crate::registration::{ApduHandler, Error, Registration, RegistrationHandle};
 
 /// How long a wallet waits for `UnregisterService` on shutdown before exiting anyway; closing
 /// the bus connection ends the registration in any case.
@@ -52,6 +52,32 @@ impl ShutdownSignals {
             _ = self.interrupt.recv() => "SIGINT",
         }
     }
+}
+
+/// Registers `handler` and, with `default_category`, calls `SetDefaultService(category, id)`
+/// with the registration's `Id`. If that second call fails the service is unregistered again,
+/// so a wallet that asked to be the default never runs as a non-default one.
+pub async fn register_service<H: ApduHandler>(
+    registration: Registration,
+    handler: H,
+    default_category: Option<&str>,
+) -> Result<RegistrationHandle, Error> {
+    let id = registration.options().id.clone().unwrap_or_default();
+    let handle = registration.register(handler).await?;
+    if let Some(category) = default_category {
+        if let Err(e) = handle.set_default_service(category, &id).await {
+            unregister_on_exit(handle).await;
+            return Err(e);
+        }
+    }
+    Ok(handle)
+}
+
+/// Serves until SIGTERM or SIGINT, then unregisters.
+pub async fn serve_until_signal(handle: RegistrationHandle, signals: &mut ShutdownSignals) {
+    let signal = signals.recv().await;
+    tracing::info!("{signal}: shutting down");
+    unregister_on_exit(handle).await;
 }
 
 /// Unregisters, bounded by [`UNREGISTER_TIMEOUT`], logging instead of failing: on the way out

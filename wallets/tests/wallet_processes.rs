@@ -112,6 +112,15 @@ impl Fixture {
         }
     }
 
+    /// Starts `test-wallet --bus <this bus> <args>` and waits for its `READY`.
+    fn test_wallet(&self, args: &[&str]) -> WalletProcess {
+        let mut all = vec!["--bus", self.bus.address.as_str()];
+        all.extend_from_slice(args);
+        let wallet = WalletProcess::spawn(TEST_WALLET, &all);
+        assert_eq!(wallet.next_line(), "READY");
+        wallet
+    }
+
     /// Waits until the stand-in daemon has seen `count` registrations.
     fn wait_for_registrations(&self, count: usize) {
         let deadline = Instant::now() + WAIT;
@@ -141,22 +150,16 @@ impl Fixture {
 #[test]
 fn test_wallet_prints_ready_apdu_and_deactivated_and_exits_on_sigterm() {
     let fixture = Fixture::start();
-    let mut wallet = WalletProcess::spawn(
-        TEST_WALLET,
-        &[
-            "--bus",
-            &fixture.bus.address,
-            "--aid",
-            "F0010203040506",
-            "--subset-aid",
-            "F00102030405",
-            "--behaviour",
-            "echo",
-            "--id",
-            "com.example.t",
-        ],
-    );
-    assert_eq!(wallet.next_line(), "READY");
+    let mut wallet = fixture.test_wallet(&[
+        "--aid",
+        "F0010203040506",
+        "--subset-aid",
+        "F00102030405",
+        "--behaviour",
+        "echo",
+        "--id",
+        "com.example.t",
+    ]);
     assert_eq!(
         fixture.option::<String>(0, "Category").as_deref(),
         Some("other")
@@ -210,18 +213,7 @@ fn test_wallet_prints_the_daemon_error_and_exits_2() {
 #[test]
 fn hanging_test_wallet_still_exits_on_sigterm() {
     let fixture = Fixture::start();
-    let mut wallet = WalletProcess::spawn(
-        TEST_WALLET,
-        &[
-            "--bus",
-            &fixture.bus.address,
-            "--aid",
-            "F0010203040506",
-            "--behaviour",
-            "hang",
-        ],
-    );
-    assert_eq!(wallet.next_line(), "READY");
+    let mut wallet = fixture.test_wallet(&["--aid", "F0010203040506", "--behaviour", "hang"]);
     let unique = fixture.wallet(0);
     let daemon = fixture.daemon.clone();
     // This call never gets an answer; it is left running.
@@ -236,20 +228,14 @@ fn hanging_test_wallet_still_exits_on_sigterm() {
 #[test]
 fn crash_after_answers_n_apdus_then_dies() {
     let fixture = Fixture::start();
-    let mut wallet = WalletProcess::spawn(
-        TEST_WALLET,
-        &[
-            "--bus",
-            &fixture.bus.address,
-            "--aid",
-            "F0010203040506",
-            "--behaviour",
-            "crash-after=1",
-            "--id",
-            "t1",
-        ],
-    );
-    assert_eq!(wallet.next_line(), "READY");
+    let mut wallet = fixture.test_wallet(&[
+        "--aid",
+        "F0010203040506",
+        "--behaviour",
+        "crash-after=1",
+        "--id",
+        "t1",
+    ]);
     let unique = fixture.wallet(0);
     // ok-style answer: "t1" + 9000
     assert_eq!(
@@ -269,19 +255,7 @@ fn crash_after_answers_n_apdus_then_dies() {
 #[test]
 fn test_wallet_with_many_aids_serves_the_apdu_channel() {
     let fixture = Fixture::start();
-    let mut wallet = WalletProcess::spawn(
-        TEST_WALLET,
-        &[
-            "--bus",
-            &fixture.bus.address,
-            "--many-aids",
-            "3",
-            "--channel",
-            "--id",
-            "ch",
-        ],
-    );
-    assert_eq!(wallet.next_line(), "READY");
+    let mut wallet = fixture.test_wallet(&["--many-aids", "3", "--channel", "--id", "ch"]);
     let aids = fixture.option::<Vec<Vec<u8>>>(0, "Aids").unwrap();
     assert_eq!(
         aids,

@@ -103,20 +103,14 @@ async fn main() -> ExitCode {
         .aid(payment::PPSE_NAME.to_vec())
         .aid(aid.clone())
         .use_channel(args.channel);
-    let handle = match registration.register(handler).await {
+    let default_category = args.set_default.then_some("payment");
+    let handle = match cli::register_service(registration, handler, default_category).await {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("payment-wallet: registration failed: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if args.set_default {
-        if let Err(e) = handle.set_default_service("payment", &args.id).await {
-            eprintln!("payment-wallet: SetDefaultService failed: {e}");
-            cli::unregister_on_exit(handle).await;
-            return ExitCode::FAILURE;
-        }
-    }
     eprintln!(
         "payment-wallet: {} registered at {} for AID {}{}; PAN {} (test card)",
         args.id,
@@ -130,8 +124,6 @@ async fn main() -> ExitCode {
         payment::PAN,
     );
 
-    let signal = signals.recv().await;
-    tracing::info!("{signal}: shutting down");
-    cli::unregister_on_exit(handle).await;
+    cli::serve_until_signal(handle, &mut signals).await;
     ExitCode::SUCCESS
 }

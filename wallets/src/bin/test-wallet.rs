@@ -258,25 +258,17 @@ async fn main() -> ExitCode {
         id: args.id.as_bytes().to_vec(),
         answered: 0,
     };
-    let handle = match registration.register(wallet).await {
+    let default_category = args.set_default.then_some(args.category.as_str());
+    let handle = match cli::register_service(registration, wallet, default_category).await {
         Ok(handle) => handle,
         Err(e) => {
             println!("ERROR {} {}", e.dbus_name(), single_line(&e.message()));
             return ExitCode::from(EXIT_REGISTRATION_FAILED);
         }
     };
-    if args.set_default {
-        if let Err(e) = handle.set_default_service(&args.category, &args.id).await {
-            println!("ERROR {} {}", e.dbus_name(), single_line(&e.message()));
-            cli::unregister_on_exit(handle).await;
-            return ExitCode::from(EXIT_REGISTRATION_FAILED);
-        }
-    }
     println!("READY");
 
-    let signal = signals.recv().await;
-    tracing::info!("{signal}: shutting down");
-    cli::unregister_on_exit(handle).await;
+    cli::serve_until_signal(handle, &mut signals).await;
     // A `hang` or `slow` handler may still sit on a blocking thread; waiting for it would turn
     // SIGTERM into a hang, so leave without tearing the runtime down.
     std::process::exit(0);

@@ -139,20 +139,14 @@ async fn main() -> ExitCode {
         .aid(args.aid.0.clone())
         .express(args.express)
         .use_channel(args.channel);
-    let handle = match registration.register(handler).await {
+    let default_category = args.set_default.then_some("transit");
+    let handle = match cli::register_service(registration, handler, default_category).await {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("transit-wallet: registration failed: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if args.set_default {
-        if let Err(e) = handle.set_default_service("transit", &args.id).await {
-            eprintln!("transit-wallet: SetDefaultService failed: {e}");
-            cli::unregister_on_exit(handle).await;
-            return ExitCode::FAILURE;
-        }
-    }
     eprintln!(
         "transit-wallet: {} registered at {} for AID {}{}; balance {} cents, counter {}",
         args.id,
@@ -164,8 +158,6 @@ async fn main() -> ExitCode {
     );
     eprintln!("transit-wallet: receipt public key {public_key}");
 
-    let signal = signals.recv().await;
-    tracing::info!("{signal}: shutting down");
-    cli::unregister_on_exit(handle).await;
+    cli::serve_until_signal(handle, &mut signals).await;
     ExitCode::SUCCESS
 }
