@@ -1,0 +1,3 @@
+//! The D-Bus layer of nfcd.
+pub mod error;
+pub mod options;
