@@ -73,7 +73,10 @@ mod tests {
                 Error::InvalidArguments(String::new()),
                 "org.nfcd.Error.InvalidArguments",
             ),
-            (Error::InvalidAid(String::new()), "org.nfcd.Error.InvalidAid"),
+            (
+                Error::InvalidAid(String::new()),
+                "org.nfcd.Error.InvalidAid",
+            ),
             (
                 Error::AlreadyExists(String::new()),
                 "org.nfcd.Error.AlreadyExists",

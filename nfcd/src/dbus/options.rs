@@ -113,13 +113,15 @@ impl fmt::Display for OptionsError {
                 "Id {id:?} is not a reverse-DNS name (dot-separated elements of \
                  A-Z a-z 0-9 _ -, at least two, at most {MAX_ID_LEN} bytes)"
             ),
-            OptionsError::InvalidCategory(c) => write!(
-                f,
-                "Category {c:?} is not one of payment, transit, other"
-            ),
+            OptionsError::InvalidCategory(c) => {
+                write!(f, "Category {c:?} is not one of payment, transit, other")
+            }
             OptionsError::InvalidName(why) => write!(f, "Name {why}"),
             OptionsError::NoAids => {
-                write!(f, "at least one AID is needed in Aids, PrefixAids or SubsetAids")
+                write!(
+                    f,
+                    "at least one AID is needed in Aids, PrefixAids or SubsetAids"
+                )
             }
             OptionsError::AidLength { key, index, len } => write!(
                 f,
@@ -473,7 +475,13 @@ mod tests {
 
     #[test]
     fn id_must_be_reverse_dns() {
-        for bad in ["wallet", "com..example", ".com.example", "com.example.", "com.ex ample"] {
+        for bad in [
+            "wallet",
+            "com..example",
+            ".com.example",
+            "com.example.",
+            "com.ex ample",
+        ] {
             let mut o = base();
             o.insert("Id".into(), v(bad));
             assert_eq!(err(&o), OptionsError::InvalidId(bad.into()), "{bad}");
@@ -514,10 +522,7 @@ mod tests {
                 len: 4
             }
         );
-        assert_eq!(
-            e.to_string(),
-            "Aids[1] is 4 bytes; an AID is 5 to 16 bytes"
-        );
+        assert_eq!(e.to_string(), "Aids[1] is 4 bytes; an AID is 5 to 16 bytes");
         assert!(matches!(Error::from(e), Error::InvalidAid(_)));
 
         let mut o = base();
@@ -576,10 +581,7 @@ mod tests {
         assert!(matches!(err(&o), OptionsError::InvalidName(_)));
         let mut o = base();
         o.insert("Name".into(), v("Visa\n"));
-        assert_eq!(
-            err(&o).to_string(),
-            "Name holds control characters"
-        );
+        assert_eq!(err(&o).to_string(), "Name holds control characters");
     }
 
     #[test]
