@@ -26,8 +26,11 @@ pub const ADAPTER_INTERFACE: &str = "org.nfcd.Adapter1";
 
 /// One decoded listen-mode routing entry, D-Bus type `(ssyy)`.
 ///
-/// The fields follow the Listen Mode Routing entries of NCI 2.0 §6.3.2 (RF_SET_LISTEN_MODE_ROUTING):
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+/// The fields follow the Listen Mode Routing entries of NCI 2.0 §6.3.2 (RF_SET_LISTEN_MODE_ROUTING).
+/// Converts to and from a D-Bus structure value, so clients can decode the property with it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type, zbus::Variant, zbus::OwnedVariant,
+)]
 pub struct RoutingEntry {
     /// Entry type: `technology`, `protocol`, `aid`, `aid-prefix`, `aid-subset`, `system-code`,
     /// or `unknown-0xNN` for a type this version does not name.

@@ -110,10 +110,10 @@ impl HostServiceClient {
             )
             .await?;
         let body = reply.body();
-        if body.signature().to_string() != "ay" {
+        if *body.signature() != "ay" {
             return Err(CallError::BadReply(format!(
                 "signature {:?}, expected \"ay\"",
-                body.signature().to_string()
+                body.signature().to_string_no_parens()
             )));
         }
         let response: Vec<u8> = body
