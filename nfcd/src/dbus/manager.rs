@@ -32,7 +32,19 @@ pub const MANAGER_INTERFACE: &str = "org.nfcd.Manager1";
 
 /// One registered service as listed in the `Services` property: a dictionary `a{sv}` so that
 /// later versions can add keys.
-#[derive(Debug, Clone, PartialEq, Eq, SerializeDict, DeserializeDict, Type)]
+///
+/// Converts to and from a D-Bus dictionary value, so clients can decode the property with it.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    SerializeDict,
+    DeserializeDict,
+    Type,
+    zbus::Variant,
+    zbus::OwnedVariant,
+)]
 #[zbus(signature = "a{sv}", rename_all = "PascalCase")]
 pub struct ServiceInfo {
     /// Object path the owner exports `org.nfcd.HostService1` at.
