@@ -19,7 +19,7 @@ pub mod introspect;
 pub mod manager;
 pub mod names;
 pub mod options;
-pub mod props;
+mod props;
 
 use std::fmt;
 use std::str::FromStr;
