@@ -151,10 +151,11 @@ fn events(xml: &str) -> Result<Vec<Event<'_>>, IntrospectError> {
 /// length in bytes.
 fn start_tag(s: &str) -> Result<(Event<'_>, usize), &'static str> {
     let bytes = s.as_bytes();
+    let at = |i: usize| bytes.get(i).copied();
+    let is_space = |i: usize| at(i).is_some_and(|b| b.is_ascii_whitespace());
     let mut i = 1;
     let name_start = i;
-    while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' && bytes[i] != b'/'
-    {
+    while at(i).is_some_and(|b| !b.is_ascii_whitespace() && b != b'>' && b != b'/') {
         i += 1;
     }
     let name = s.get(name_start..i).ok_or("bad element name")?;
@@ -163,7 +164,7 @@ fn start_tag(s: &str) -> Result<(Event<'_>, usize), &'static str> {
     }
     let mut attrs = Vec::new();
     loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        while is_space(i) {
             i += 1;
         }
         match bytes.get(i) {
@@ -193,22 +194,18 @@ fn start_tag(s: &str) -> Result<(Event<'_>, usize), &'static str> {
             }
             Some(_) => {
                 let attr_start = i;
-                while i < bytes.len()
-                    && bytes[i] != b'='
-                    && !bytes[i].is_ascii_whitespace()
-                    && bytes[i] != b'>'
-                {
+                while at(i).is_some_and(|b| b != b'=' && !b.is_ascii_whitespace() && b != b'>') {
                     i += 1;
                 }
                 let attr = s.get(attr_start..i).ok_or("bad attribute name")?;
-                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                while is_space(i) {
                     i += 1;
                 }
                 if bytes.get(i) != Some(&b'=') {
                     return Err("attribute without value");
                 }
                 i += 1;
-                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                while is_space(i) {
                     i += 1;
                 }
                 let quote = match bytes.get(i) {
@@ -217,10 +214,10 @@ fn start_tag(s: &str) -> Result<(Event<'_>, usize), &'static str> {
                 };
                 i += 1;
                 let value_start = i;
-                while i < bytes.len() && bytes[i] != quote {
+                while at(i).is_some_and(|b| b != quote) {
                     i += 1;
                 }
-                if i >= bytes.len() {
+                if at(i).is_none() {
                     return Err("unterminated attribute value");
                 }
                 let value = s.get(value_start..i).ok_or("bad attribute value")?;

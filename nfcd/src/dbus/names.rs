@@ -36,7 +36,7 @@ impl NameWatcher {
     /// Subscribe on `conn` and start delivering [`OwnerGone`] events.
     ///
     /// The match rule is in place when this returns, so no disconnection after that is missed.
-    /// The channel is unbounded so that a busy core never stalls the bus connection's reader;
+    /// The receiver ends when the connection closes. The channel is unbounded so that a busy core never stalls the bus connection's reader;
     /// events are small and there is one per client that leaves.
     pub async fn start(
         conn: &Connection,
