@@ -104,7 +104,7 @@ impl Caller {
                 let groups = creds.unix_group_ids().cloned();
                 (uid, pid, groups, creds.into_process_fd().map(OwnedFd::from))
             }
-            // Buses older than the D-Bus specification 0.21 lack GetConnectionCredentials.
+            // Older buses lack GetConnectionCredentials; ask for the two ids one by one.
             Err(zbus::Error::FDO(e)) if matches!(*e, zbus::fdo::Error::UnknownMethod(_)) => {
                 let uid: u32 = bus_call(conn, "GetConnectionUnixUser", sender).await?;
                 let pid: u32 = bus_call(conn, "GetConnectionUnixProcessID", sender).await?;
@@ -193,8 +193,8 @@ pub fn parse_status_groups(status: &str) -> Vec<u32> {
 /// SHA-256 of the executable of `pid`, or `None` when it cannot be read or the process is gone.
 ///
 /// With a pidfd from the bus (`ProcessFD`), a process that exited while it was being hashed is
-/// detected, so a recycled pid cannot lend its executable to a dead caller. Without one (buses
-/// before dbus 1.15.6), that check is not possible.
+/// detected, so a recycled pid cannot lend its executable to a dead caller. Without one (buses or
+/// kernels that do not provide it), that check is not possible.
 fn exe_digest(pid: u32, pidfd: Option<OwnedFd>) -> Option<[u8; 32]> {
     let path = PathBuf::from(format!("/proc/{pid}/exe"));
     let digest = sha256_file(File::open(path).ok()?).ok()?;
