@@ -32,13 +32,25 @@
 //! - **other**: shared; among equally specific matches the preferred service
 //!   ([`Registry::set_preferred`]) wins, then the earliest registration.
 //!
-//! For transit and other, every registration that creates such a tie is reported as a
-//! [`Conflict`] (the `AidConflict` signal), even when a default or preferred service settles it.
+//! For transit and other, a registration that ties with an earlier service of its category is
+//! reported as a [`Conflict`] (the `AidConflict` signal), even when a default or preferred
+//! service settles it. Two services tie on a name when their best matches for it are equally
+//! specific; that happens on an AID both register (in any of the three lists), and on a
+//! truncated name that selects two different subset AIDs (the longest such name is reported).
+//! Overlaps that specificity settles (a prefix and a longer exact AID under it) are not
+//! conflicts.
 //!
-//! Across categories the order is payment, then transit, then other. A user who picked a
-//! default payment wallet expects every payment terminal to reach it, and transit gates select
-//! their own transit AIDs, which payment wallets do not claim; when a gate selects an EMV AID
-//! (open-loop fare payment) the payment default answers it like any terminal.
+//! Across categories the order is payment, then transit, then other, and it comes before
+//! specificity: a payment prefix beats a transit exact AID. A user who picked a default
+//! payment wallet expects every payment terminal to reach it, and transit gates select their
+//! own transit AIDs, which payment wallets do not claim; when a gate selects an EMV AID
+//! (open-loop fare payment) the payment default answers it like any terminal (see the lock
+//! state below for express transit).
+//!
+//! # Next occurrence
+//! All matching services, in the order above, are the "occurrences" of a name (ISO/IEC 7816-4
+//! §11.2.2). A `SELECT` for the first occurrence gets the first usable one;
+//! [`Registry::resolve_next`] walks on from the selected service, one service at a time.
 //!
 //! # Lock state
 //! While the device is [`LockState::Locked`], a service is usable only if it does not require
@@ -49,10 +61,17 @@
 //! unlocked, the result is [`Resolution::LockedOut`] (answered with `6982`, security status not
 //! satisfied, ISO/IEC 7816-4 §5.6) instead of [`Resolution::NotFound`] (`6A82`).
 //!
+//! # Limits
+//! At most [`MAX_AIDS_PER_SERVICE`] (256) AIDs per service — room for a wallet holding many
+//! cards under one object — and [`MAX_AIDS_TOTAL`] (4096) in the daemon, which bounds memory and
+//! the cost of a registration. Ids and names are at most 255 bytes.
+//!
 //! # Speed
-//! An index of sorted vectors (exact, prefix and subset entries) is rebuilt on every change, so
-//! a resolution costs a few binary searches: one for exact entries, one per distinct prefix
-//! length present, one for subset entries.
+//! An index of sorted vectors (exact, prefix and subset entries, each AID packed into a
+//! `u128` for one-instruction comparisons) is rebuilt on every change, so a resolution costs a
+//! few binary searches: one for exact entries, one per distinct prefix length present, one for
+//! subset entries. With 1,000 AIDs that is 100–200 ns in a release build; the only allocation
+//! is the clone of the chosen key. Registration and removal are O(n log n) in the AIDs held.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -339,7 +358,8 @@ impl Service {
     }
 }
 
-/// Result of a successful registration.
+/// Result of a successful registration. Must be used: every conflict is owed to the wallets as
+/// an `AidConflict` signal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use]
 pub struct Registered {
@@ -897,14 +917,14 @@ impl Registry {
             });
         }
         *self.default_slot(category)? = Some(id.to_owned());
-        self.refresh();
+        self.refresh_choices();
         Ok(())
     }
 
     /// Forget the default of `category` (payment or transit).
     pub fn clear_default(&mut self, category: Category) -> Result<(), RegisterError> {
         *self.default_slot(category)? = None;
-        self.refresh();
+        self.refresh_choices();
         Ok(())
     }
 
@@ -946,7 +966,7 @@ impl Registry {
             });
         }
         self.preferred = Some(key.clone());
-        self.refresh();
+        self.refresh_choices();
         Ok(())
     }
 
@@ -954,7 +974,7 @@ impl Registry {
     pub fn clear_preferred(&mut self, owner: &str) {
         if self.preferred.as_ref().is_some_and(|p| p.owner == owner) {
             self.preferred = None;
-            self.refresh();
+            self.refresh_choices();
         }
     }
 
@@ -1215,7 +1235,12 @@ impl Registry {
             .collect();
         self.total_aids = self.services.iter().map(|s| s.options.aid_count()).sum();
         self.index = Index::build(&self.services);
+        self.refresh_choices();
+    }
 
+    /// Recompute the positions of the default and preferred services (after a change of
+    /// `defaults` or `preferred`; `refresh` covers changes of `services`).
+    fn refresh_choices(&mut self) {
         let in_category = |id: &Option<String>, category: Category| {
             id.as_ref()
                 .and_then(|id| self.ids.get(id).copied())

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | not a well-formed C-APDU (ISO/IEC 7816-4 §5.1) | `6700` wrong length; selection unchanged |
 //! | `SELECT` by DF name, name resolved | forwarded to the service, which answers with its own FCI; it becomes the selected service, a different previous one is `deselected` |
+//! | `SELECT` by DF name, next occurrence (P2 `02`) | the service after the selected one among the matches (`Registry::resolve_next`), or `6A82` past the last one |
 //! | `SELECT` by DF name, no match | `6A82`; the previous selection stays (ISO/IEC 7816-4 §11.2.2: a failed `SELECT` leaves the current selection as it was) |
 //! | `SELECT` by DF name, match only unusable while locked | `6982`; selection unchanged |
 //! | `SELECT` by DF name with P2 last/previous occurrence or RFU bits | `6A86`; selection unchanged |
