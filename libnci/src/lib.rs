@@ -12,6 +12,7 @@
 //! Layout:
 //! - [`wire`]: packet layout only — header views, message `Repr`s, code spaces, configuration
 //!   TLVs, segmentation and reassembly.
+//! - [`apdu`]: ISO/IEC 7816-4 command APDUs, SELECT by DF name, status words.
 //! - [`time`]: the caller-supplied notion of time.
 //! - [`routing`]: the listen-mode routing table builder (default route = host).
 //!
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apdu;
 pub mod routing;
 pub mod time;
 pub mod wire;

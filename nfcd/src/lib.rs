@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod dbus;
+pub mod hce;
 pub mod logging;
 pub mod transport;
