@@ -15,6 +15,7 @@ pub mod config;
 pub mod core;
 pub mod header;
 pub mod message;
+pub mod rf;
 
 pub use codes::*;
 pub use header::{Gid, HeaderRepr, MessageType, Packet, PacketId, HEADER_LEN, MAX_PAYLOAD_LEN};
