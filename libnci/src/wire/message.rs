@@ -29,6 +29,11 @@ use super::core::{
     CoreSetConfigRsp, CoreSetPowerSubStateCmd,
 };
 use super::header::{HeaderRepr, Packet, HEADER_LEN, MAX_PAYLOAD_LEN};
+use super::nfcee::{
+    NfceeDiscoverCmd, NfceeDiscoverNtf, NfceeDiscoverRsp, NfceeModeSetCmd, NfceeModeSetNtf,
+    NfceeStatusNtf,
+};
+use super::nxp::{CoreSetPowerModeCmd, NciProprietaryActRsp, RfPresCheckNtf};
 use super::rf::{
     ListenModeRouting, RfDeactivateCmd, RfDeactivateNtf, RfDiscoverCmd, RfDiscoverMapCmd,
     RfDiscoverNtf, RfDiscoverSelectCmd, RfFieldInfoNtf, RfIntfActivatedNtf, RfNfceeActionNtf,
@@ -779,6 +784,8 @@ macro_rules! messages {
 }
 
 use super::core::oid as core_oid;
+use super::nfcee::oid as nfcee_oid;
+use super::nxp::oid as nxp_oid;
 use super::rf::oid as rf_oid;
 
 messages! {
@@ -862,6 +869,36 @@ messages! {
     RfNfceeDiscoveryReqNtf(RfNfceeDiscoveryReqNtf<'a>) = Notification Rf
         rf_oid::RF_NFCEE_DISCOVERY_REQ, "RF_NFCEE_DISCOVERY_REQ_NTF"
         => |p, v| RfNfceeDiscoveryReqNtf::parse(p);
+
+    NfceeDiscoverCmd(NfceeDiscoverCmd) = Command Nfcee nfcee_oid::NFCEE_DISCOVER,
+        "NFCEE_DISCOVER_CMD" => |p, v| NfceeDiscoverCmd::parse(p, v);
+    NfceeDiscoverRsp(NfceeDiscoverRsp) = Response Nfcee nfcee_oid::NFCEE_DISCOVER,
+        "NFCEE_DISCOVER_RSP" => |p, v| NfceeDiscoverRsp::parse(p);
+    NfceeDiscoverNtf(NfceeDiscoverNtf<'a>) = Notification Nfcee nfcee_oid::NFCEE_DISCOVER,
+        "NFCEE_DISCOVER_NTF" => |p, v| NfceeDiscoverNtf::parse(p);
+    NfceeModeSetCmd(NfceeModeSetCmd) = Command Nfcee nfcee_oid::NFCEE_MODE_SET,
+        "NFCEE_MODE_SET_CMD" => |p, v| NfceeModeSetCmd::parse(p);
+    NfceeModeSetRsp(StatusRsp) = Response Nfcee nfcee_oid::NFCEE_MODE_SET, "NFCEE_MODE_SET_RSP"
+        => |p, v| StatusRsp::parse(p);
+    NfceeModeSetNtf(NfceeModeSetNtf) = Notification Nfcee nfcee_oid::NFCEE_MODE_SET,
+        "NFCEE_MODE_SET_NTF" => |p, v| NfceeModeSetNtf::parse(p);
+    NfceeStatusNtf(NfceeStatusNtf) = Notification Nfcee nfcee_oid::NFCEE_STATUS,
+        "NFCEE_STATUS_NTF" => |p, v| NfceeStatusNtf::parse(p);
+
+    CoreSetPowerModeCmd(CoreSetPowerModeCmd) = Command Proprietary nxp_oid::CORE_SET_POWER_MODE,
+        "CORE_SET_POWER_MODE_CMD" => |p, v| CoreSetPowerModeCmd::parse(p);
+    CoreSetPowerModeRsp(StatusRsp) = Response Proprietary nxp_oid::CORE_SET_POWER_MODE,
+        "CORE_SET_POWER_MODE_RSP" => |p, v| StatusRsp::parse(p);
+    NciProprietaryActCmd = Command Proprietary nxp_oid::NCI_PROPRIETARY_ACT,
+        "NCI_PROPRIETARY_ACT_CMD";
+    NciProprietaryActRsp(NciProprietaryActRsp<'a>) = Response Proprietary
+        nxp_oid::NCI_PROPRIETARY_ACT, "NCI_PROPRIETARY_ACT_RSP"
+        => |p, v| NciProprietaryActRsp::parse(p);
+    RfPresCheckCmd = Command Proprietary nxp_oid::RF_PRES_CHECK, "RF_PRES_CHECK_CMD";
+    RfPresCheckRsp(StatusRsp) = Response Proprietary nxp_oid::RF_PRES_CHECK, "RF_PRES_CHECK_RSP"
+        => |p, v| StatusRsp::parse(p);
+    RfPresCheckNtf(RfPresCheckNtf) = Notification Proprietary nxp_oid::RF_PRES_CHECK,
+        "RF_PRES_CHECK_NTF" => |p, v| RfPresCheckNtf::parse(p);
 }
 
 impl<'a> Message<'a> {

@@ -15,6 +15,8 @@ pub mod config;
 pub mod core;
 pub mod header;
 pub mod message;
+pub mod nfcee;
+pub mod nxp;
 pub mod rf;
 
 pub use codes::*;
