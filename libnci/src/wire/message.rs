@@ -704,17 +704,29 @@ macro_rules! messages {
                 }
             }
 
+            /// The name of the message a header announces, without looking at the payload (for
+            /// segments, and for logging messages that failed to parse): `None` for an unknown
+            /// message in a standard group.
+            pub fn name_for(mt: MessageType, id: PacketId) -> Option<&'static str> {
+                match id {
+                    PacketId::Data { .. } => (mt == MessageType::Data).then_some("DATA"),
+                    PacketId::Control { gid, oid } => {
+                        $(
+                            if mt == MessageType::$mt && gid == Gid::$gid && oid == $oid {
+                                return Some($name);
+                            }
+                        )*
+                        (gid == Gid::Proprietary).then(|| proprietary_name(mt))
+                    }
+                }
+            }
+
             /// The specification's name of the message (`"CORE_INIT_RSP"`, `"DATA"`, ...).
             /// Unnamed proprietary messages are `PROPRIETARY_CMD`, `_RSP` or `_NTF`.
             pub fn name(&self) -> &'static str {
                 match self {
                     $( messages!(@pat $variant $( $ty )?) => $name, )*
-                    Message::Proprietary { mt, .. } => match mt {
-                        MessageType::Command => "PROPRIETARY_CMD",
-                        MessageType::Response => "PROPRIETARY_RSP",
-                        MessageType::Notification => "PROPRIETARY_NTF",
-                        _ => "PROPRIETARY",
-                    },
+                    Message::Proprietary { mt, .. } => proprietary_name(*mt),
                     Message::Data { .. } => "DATA",
                 }
             }
@@ -781,6 +793,15 @@ macro_rules! messages {
     (@write $m:ident $w:ident) => { Ok(()) };
     (@visit $m:ident $v:ident $ty:ty) => { $m.visit($v) };
     (@visit $m:ident $v:ident) => { Ok(()) };
+}
+
+fn proprietary_name(mt: MessageType) -> &'static str {
+    match mt {
+        MessageType::Command => "PROPRIETARY_CMD",
+        MessageType::Response => "PROPRIETARY_RSP",
+        MessageType::Notification => "PROPRIETARY_NTF",
+        _ => "PROPRIETARY",
+    }
 }
 
 use super::core::oid as core_oid;
@@ -941,6 +962,10 @@ impl<'a> Message<'a> {
 
     /// Parse one unsegmented packet (header and payload, nothing more). A packet with the
     /// packet boundary flag set is only the first part of a message: [`Error::Truncated`].
+    ///
+    /// The RFU bits of the header's second octet are ignored, as NCI 1.0 §3.4 asks of a
+    /// receiver; [`Message::emit_packet`] writes them as zero. They are the only bits of a
+    /// parsed packet that do not survive a round trip.
     pub fn parse_packet(packet: &'a [u8], version: NciVersion) -> Result<Message<'a>> {
         let packet = Packet::new_checked(packet)?;
         let header = HeaderRepr::parse(&packet)?;
@@ -1060,6 +1085,37 @@ mod tests {
         }];
         assert_eq!(list, List::from_items(&items));
         assert_eq!(list.buffer_len(), 3);
+    }
+
+    #[test]
+    fn names_from_the_header_alone() {
+        let control = |gid, oid| PacketId::Control { gid, oid };
+        assert_eq!(
+            Message::name_for(MessageType::Response, control(Gid::Core, 0x01)),
+            Some("CORE_INIT_RSP")
+        );
+        assert_eq!(
+            Message::name_for(MessageType::Notification, control(Gid::Rf, 0x05)),
+            Some("RF_INTF_ACTIVATED_NTF")
+        );
+        assert_eq!(
+            Message::name_for(MessageType::Command, control(Gid::Proprietary, 0x3E)),
+            Some("PROPRIETARY_CMD")
+        );
+        assert_eq!(
+            Message::name_for(MessageType::Command, control(Gid::Core, 0x3E)),
+            None
+        );
+        assert_eq!(
+            Message::name_for(
+                MessageType::Data,
+                PacketId::Data {
+                    conn_id: 0,
+                    credits: 0
+                }
+            ),
+            Some("DATA")
+        );
     }
 
     #[test]
