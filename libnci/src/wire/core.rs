@@ -486,14 +486,13 @@ impl<'a> ListItem<'a> for RfInterfaceExt<'a> {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        if self.extensions.is_empty() {
-            v.item(Value::Name(&self.interface))
-        } else {
-            v.item_record_begin()?;
-            v.field("interface", Value::Name(&self.interface))?;
+        // Always a record, so that structured output has one shape per list.
+        v.item_record_begin()?;
+        v.field("interface", Value::Name(&self.interface))?;
+        if !self.extensions.is_empty() {
             v.field("extensions", Value::Hex(self.extensions))?;
-            v.record_end()
         }
+        v.record_end()
     }
 }
 
@@ -1488,8 +1487,8 @@ mod tests {
             msg.to_string(),
             "CORE_INIT_RSP status=STATUS_OK features=01 0E 02 00 max_conns=1 routing_table=512 \
              max_ctrl_payload=255 max_data_payload=255 credits=1 max_nfcv_frame=512 \
-             interfaces=[FRAME_RF_INTERFACE {interface=ISO_DEP_RF_INTERFACE extensions=00} \
-             NFC_DEP_RF_INTERFACE]"
+             interfaces=[{interface=FRAME_RF_INTERFACE} {interface=ISO_DEP_RF_INTERFACE \
+             extensions=00} {interface=NFC_DEP_RF_INTERFACE}]"
         );
         // An extension count running past the end of the payload.
         let mut bad = CORE_INIT_RSP_V2;
