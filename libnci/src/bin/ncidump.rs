@@ -149,7 +149,10 @@ fn parse_line(text: &str) -> Result<Option<(Direction, Vec<u8>)>, String> {
     if digits.len() % 2 != 0 {
         return Err("odd number of hex digits".into());
     }
-    let bytes = digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect();
+    let bytes = digits
+        .chunks_exact(2)
+        .map(|pair| pair.iter().fold(0u8, |acc, digit| (acc << 4) | digit))
+        .collect();
     Ok(Some((dir, bytes)))
 }
 

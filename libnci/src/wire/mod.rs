@@ -20,6 +20,7 @@ pub mod nxp;
 pub mod rf;
 
 pub use codes::*;
+pub use config::{ConfigParam, NciParamId, ParamId};
 pub use header::{Gid, HeaderRepr, MessageType, Packet, PacketId, HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use message::{Emit, FieldVisitor, HexBytes, List, Message, StatusRsp, Tlv, Value};
 
