@@ -10,6 +10,7 @@ use core::fmt;
 
 use super::config::{ConfigParam, ParamId};
 use super::message::{Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value, Writer};
+use super::nxp::NxpVersionInfo;
 use super::{ConfigStatus, NciVersion, ResetTrigger, ResetType, Result, RfInterface, Status};
 
 /// Opcodes of the Core group (NCI 1.0 Table 102, NCI 2.0 Table 149).
@@ -65,6 +66,25 @@ impl fmt::Display for ManufacturerId {
             None => write!(f, "0x{:02X}", self.0),
         }
     }
+}
+
+/// Describe the manufacturer fields, adding NXP's reading of the specific information.
+fn visit_manufacturer(id: ManufacturerId, info: &[u8], v: &mut dyn FieldVisitor) -> fmt::Result {
+    v.field("manufacturer", Value::Name(&id))?;
+    v.field("manufacturer_info", Value::Hex(info))?;
+    if id != ManufacturerId::NXP {
+        return Ok(());
+    }
+    let Some(nxp) = NxpVersionInfo::from_manufacturer_info(info) else {
+        return Ok(());
+    };
+    v.record_begin("nxp")?;
+    v.field("hw", Value::Hex(&[nxp.hw_version]))?;
+    v.field("fw", Value::Name(&nxp.fw_version()))?;
+    if let Some(chip) = nxp.chip() {
+        v.field("chip", Value::Name(&chip))?;
+    }
+    v.record_end()
 }
 
 /// CORE_RESET_CMD (NCI 1.0 §4.1 Table 5, same in NCI 2.0).
@@ -277,8 +297,7 @@ impl<'a> CoreResetNtf<'a> {
                 v.field("trigger", Value::Name(trigger))?;
                 v.field("config_status", Value::Name(config_status))?;
                 v.field("nci_version", Value::Name(nci_version))?;
-                v.field("manufacturer", Value::Name(manufacturer_id))?;
-                v.field("manufacturer_info", Value::Hex(manufacturer_info))
+                visit_manufacturer(*manufacturer_id, manufacturer_info, v)
             }
         }
     }
@@ -603,8 +622,7 @@ impl<'a> CoreInitRsp<'a> {
                 interfaces.visit("interfaces", v)?;
                 self.visit_common(v)?;
                 v.field("max_large_params", Value::Num(u64::from(*max_large_params)))?;
-                v.field("manufacturer", Value::Name(manufacturer_id))?;
-                v.field("manufacturer_info", Value::Hex(manufacturer_info))
+                visit_manufacturer(*manufacturer_id, manufacturer_info, v)
             }
             CoreInitRspLayout::Nci2 {
                 max_data_packet_payload,
@@ -1310,7 +1328,8 @@ mod tests {
         assert_eq!(
             msg.to_string(),
             "CORE_RESET_NTF trigger=CORE_RESET_CMD_RECEIVED config_status=NCI_RF_CONFIGURATION_RESET \
-             nci_version=2.0 manufacturer=NXP manufacturer_info=51 12 01 90"
+             nci_version=2.0 manufacturer=NXP manufacturer_info=51 12 01 90 \
+             nxp={hw=51 fw=12.01.90}"
         );
         // NCI 1.0: reason unspecified, configuration kept.
         let msg = roundtrip(&[0x60, 0x00, 0x02, 0x00, 0x00], NciVersion::V1_0);
@@ -1402,7 +1421,8 @@ mod tests {
             "CORE_INIT_RSP status=STATUS_OK features=03 1E 03 00 interfaces=[NFCEE_DIRECT_RF_INTERFACE \
              FRAME_RF_INTERFACE ISO_DEP_RF_INTERFACE NFC_DEP_RF_INTERFACE TAG_CMD_RF_INTERFACE \
              0x81 0x82 0x83] max_conns=2 routing_table=720 max_ctrl_payload=255 \
-             max_large_params=2 manufacturer=NXP manufacturer_info=88 10 01 A0"
+             max_large_params=2 manufacturer=NXP manufacturer_info=88 10 01 A0 \
+             nxp={hw=88 fw=10.01.A0 chip=PN7150}"
         );
         // The same bytes are not a valid NCI 2.0 CORE_INIT_RSP.
         assert!(Message::parse_packet(&PN7150_CORE_INIT_RSP, NciVersion::V2_0).is_err());

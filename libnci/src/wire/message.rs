@@ -29,6 +29,16 @@ use super::core::{
     CoreSetConfigRsp, CoreSetPowerSubStateCmd,
 };
 use super::header::{HeaderRepr, Packet, HEADER_LEN, MAX_PAYLOAD_LEN};
+use super::nfcee::{
+    NfceeDiscoverCmd, NfceeDiscoverNtf, NfceeDiscoverRsp, NfceeModeSetCmd, NfceeModeSetNtf,
+    NfceeStatusNtf,
+};
+use super::nxp::{CoreSetPowerModeCmd, NciProprietaryActRsp, RfPresCheckNtf};
+use super::rf::{
+    ListenModeRouting, RfDeactivateCmd, RfDeactivateNtf, RfDiscoverCmd, RfDiscoverMapCmd,
+    RfDiscoverNtf, RfDiscoverSelectCmd, RfFieldInfoNtf, RfIntfActivatedNtf, RfNfceeActionNtf,
+    RfNfceeDiscoveryReqNtf,
+};
 use super::{Error, Gid, MessageType, NciVersion, PacketId, Result, RfInterface, Status};
 
 // ---------------------------------------------------------------------------------------------
@@ -774,6 +784,9 @@ macro_rules! messages {
 }
 
 use super::core::oid as core_oid;
+use super::nfcee::oid as nfcee_oid;
+use super::nxp::oid as nxp_oid;
+use super::rf::oid as rf_oid;
 
 messages! {
     CoreResetCmd(CoreResetCmd) = Command Core core_oid::CORE_RESET, "CORE_RESET_CMD"
@@ -814,6 +827,78 @@ messages! {
         => |p, v| CoreSetPowerSubStateCmd::parse(p);
     CoreSetPowerSubStateRsp(StatusRsp) = Response Core core_oid::CORE_SET_POWER_SUB_STATE,
         "CORE_SET_POWER_SUB_STATE_RSP" => |p, v| StatusRsp::parse(p);
+
+    RfDiscoverMapCmd(RfDiscoverMapCmd<'a>) = Command Rf rf_oid::RF_DISCOVER_MAP,
+        "RF_DISCOVER_MAP_CMD" => |p, v| RfDiscoverMapCmd::parse(p);
+    RfDiscoverMapRsp(StatusRsp) = Response Rf rf_oid::RF_DISCOVER_MAP, "RF_DISCOVER_MAP_RSP"
+        => |p, v| StatusRsp::parse(p);
+    RfSetListenModeRoutingCmd(ListenModeRouting<'a>) = Command Rf
+        rf_oid::RF_SET_LISTEN_MODE_ROUTING, "RF_SET_LISTEN_MODE_ROUTING_CMD"
+        => |p, v| ListenModeRouting::parse(p);
+    RfSetListenModeRoutingRsp(StatusRsp) = Response Rf rf_oid::RF_SET_LISTEN_MODE_ROUTING,
+        "RF_SET_LISTEN_MODE_ROUTING_RSP" => |p, v| StatusRsp::parse(p);
+    RfGetListenModeRoutingCmd = Command Rf rf_oid::RF_GET_LISTEN_MODE_ROUTING,
+        "RF_GET_LISTEN_MODE_ROUTING_CMD";
+    RfGetListenModeRoutingRsp(StatusRsp) = Response Rf rf_oid::RF_GET_LISTEN_MODE_ROUTING,
+        "RF_GET_LISTEN_MODE_ROUTING_RSP" => |p, v| StatusRsp::parse(p);
+    RfGetListenModeRoutingNtf(ListenModeRouting<'a>) = Notification Rf
+        rf_oid::RF_GET_LISTEN_MODE_ROUTING, "RF_GET_LISTEN_MODE_ROUTING_NTF"
+        => |p, v| ListenModeRouting::parse(p);
+    RfDiscoverCmd(RfDiscoverCmd<'a>) = Command Rf rf_oid::RF_DISCOVER, "RF_DISCOVER_CMD"
+        => |p, v| RfDiscoverCmd::parse(p);
+    RfDiscoverRsp(StatusRsp) = Response Rf rf_oid::RF_DISCOVER, "RF_DISCOVER_RSP"
+        => |p, v| StatusRsp::parse(p);
+    RfDiscoverNtf(RfDiscoverNtf<'a>) = Notification Rf rf_oid::RF_DISCOVER, "RF_DISCOVER_NTF"
+        => |p, v| RfDiscoverNtf::parse(p);
+    RfDiscoverSelectCmd(RfDiscoverSelectCmd) = Command Rf rf_oid::RF_DISCOVER_SELECT,
+        "RF_DISCOVER_SELECT_CMD" => |p, v| RfDiscoverSelectCmd::parse(p);
+    RfDiscoverSelectRsp(StatusRsp) = Response Rf rf_oid::RF_DISCOVER_SELECT,
+        "RF_DISCOVER_SELECT_RSP" => |p, v| StatusRsp::parse(p);
+    RfIntfActivatedNtf(RfIntfActivatedNtf<'a>) = Notification Rf rf_oid::RF_INTF_ACTIVATED,
+        "RF_INTF_ACTIVATED_NTF" => |p, v| RfIntfActivatedNtf::parse(p);
+    RfDeactivateCmd(RfDeactivateCmd) = Command Rf rf_oid::RF_DEACTIVATE, "RF_DEACTIVATE_CMD"
+        => |p, v| RfDeactivateCmd::parse(p);
+    RfDeactivateRsp(StatusRsp) = Response Rf rf_oid::RF_DEACTIVATE, "RF_DEACTIVATE_RSP"
+        => |p, v| StatusRsp::parse(p);
+    RfDeactivateNtf(RfDeactivateNtf) = Notification Rf rf_oid::RF_DEACTIVATE,
+        "RF_DEACTIVATE_NTF" => |p, v| RfDeactivateNtf::parse(p);
+    RfFieldInfoNtf(RfFieldInfoNtf) = Notification Rf rf_oid::RF_FIELD_INFO, "RF_FIELD_INFO_NTF"
+        => |p, v| RfFieldInfoNtf::parse(p);
+    RfNfceeActionNtf(RfNfceeActionNtf<'a>) = Notification Rf rf_oid::RF_NFCEE_ACTION,
+        "RF_NFCEE_ACTION_NTF" => |p, v| RfNfceeActionNtf::parse(p);
+    RfNfceeDiscoveryReqNtf(RfNfceeDiscoveryReqNtf<'a>) = Notification Rf
+        rf_oid::RF_NFCEE_DISCOVERY_REQ, "RF_NFCEE_DISCOVERY_REQ_NTF"
+        => |p, v| RfNfceeDiscoveryReqNtf::parse(p);
+
+    NfceeDiscoverCmd(NfceeDiscoverCmd) = Command Nfcee nfcee_oid::NFCEE_DISCOVER,
+        "NFCEE_DISCOVER_CMD" => |p, v| NfceeDiscoverCmd::parse(p, v);
+    NfceeDiscoverRsp(NfceeDiscoverRsp) = Response Nfcee nfcee_oid::NFCEE_DISCOVER,
+        "NFCEE_DISCOVER_RSP" => |p, v| NfceeDiscoverRsp::parse(p);
+    NfceeDiscoverNtf(NfceeDiscoverNtf<'a>) = Notification Nfcee nfcee_oid::NFCEE_DISCOVER,
+        "NFCEE_DISCOVER_NTF" => |p, v| NfceeDiscoverNtf::parse(p);
+    NfceeModeSetCmd(NfceeModeSetCmd) = Command Nfcee nfcee_oid::NFCEE_MODE_SET,
+        "NFCEE_MODE_SET_CMD" => |p, v| NfceeModeSetCmd::parse(p);
+    NfceeModeSetRsp(StatusRsp) = Response Nfcee nfcee_oid::NFCEE_MODE_SET, "NFCEE_MODE_SET_RSP"
+        => |p, v| StatusRsp::parse(p);
+    NfceeModeSetNtf(NfceeModeSetNtf) = Notification Nfcee nfcee_oid::NFCEE_MODE_SET,
+        "NFCEE_MODE_SET_NTF" => |p, v| NfceeModeSetNtf::parse(p);
+    NfceeStatusNtf(NfceeStatusNtf) = Notification Nfcee nfcee_oid::NFCEE_STATUS,
+        "NFCEE_STATUS_NTF" => |p, v| NfceeStatusNtf::parse(p);
+
+    CoreSetPowerModeCmd(CoreSetPowerModeCmd) = Command Proprietary nxp_oid::CORE_SET_POWER_MODE,
+        "CORE_SET_POWER_MODE_CMD" => |p, v| CoreSetPowerModeCmd::parse(p);
+    CoreSetPowerModeRsp(StatusRsp) = Response Proprietary nxp_oid::CORE_SET_POWER_MODE,
+        "CORE_SET_POWER_MODE_RSP" => |p, v| StatusRsp::parse(p);
+    NciProprietaryActCmd = Command Proprietary nxp_oid::NCI_PROPRIETARY_ACT,
+        "NCI_PROPRIETARY_ACT_CMD";
+    NciProprietaryActRsp(NciProprietaryActRsp<'a>) = Response Proprietary
+        nxp_oid::NCI_PROPRIETARY_ACT, "NCI_PROPRIETARY_ACT_RSP"
+        => |p, v| NciProprietaryActRsp::parse(p);
+    RfPresCheckCmd = Command Proprietary nxp_oid::RF_PRES_CHECK, "RF_PRES_CHECK_CMD";
+    RfPresCheckRsp(StatusRsp) = Response Proprietary nxp_oid::RF_PRES_CHECK, "RF_PRES_CHECK_RSP"
+        => |p, v| StatusRsp::parse(p);
+    RfPresCheckNtf(RfPresCheckNtf) = Notification Proprietary nxp_oid::RF_PRES_CHECK,
+        "RF_PRES_CHECK_NTF" => |p, v| RfPresCheckNtf::parse(p);
 }
 
 impl<'a> Message<'a> {

@@ -15,6 +15,9 @@ pub mod config;
 pub mod core;
 pub mod header;
 pub mod message;
+pub mod nfcee;
+pub mod nxp;
+pub mod rf;
 pub mod routing;
 pub mod segment;
 
