@@ -1079,10 +1079,30 @@ impl Engine {
                 status,
             });
         };
-        if builder.handle_refusal(status).is_some() {
-            // Mixed → Protocol → Technology: the controller counts the table differently or
-            // has less room than it reported; send the smaller table from its start.
+        // Mixed → Protocol → Technology: the controller counts the table differently or has
+        // less room than it reported; send the smaller table from its start. A mode that
+        // yields the same commands (Mixed without off-host AIDs is Protocol) is passed over.
+        let mut rebuilt = None;
+        while builder.handle_refusal(status).is_some() {
             match builder.build() {
+                Ok(table) => {
+                    let same = self
+                        .sending
+                        .as_ref()
+                        .is_some_and(|old| old.commands().eq(table.commands()));
+                    if !same {
+                        rebuilt = Some(Ok(table));
+                        break;
+                    }
+                }
+                Err(err) => {
+                    rebuilt = Some(Err(err));
+                    break;
+                }
+            }
+        }
+        if let Some(result) = rebuilt {
+            match result {
                 Ok(table) => {
                     self.sending = Some(table);
                     self.routing_index = 0;
