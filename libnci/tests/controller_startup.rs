@@ -169,9 +169,11 @@ fn get_config_invalid_param_asks_again_and_sets_the_unknown_ones() {
 
 #[test]
 fn set_config_is_split_to_the_control_payload() {
-    let mut config = Config::default();
-    config.fwi = None;
-    config.field_info = false;
+    let mut config = Config {
+        fwi: None,
+        field_info: false,
+        ..Config::default()
+    };
     // Four 40-octet values, 42 octets each on the wire: a controller with a 64-octet control
     // payload takes one per CORE_SET_CONFIG_CMD.
     for id in [0x50u8, 0x51, 0x52, 0x53] {
@@ -331,8 +333,10 @@ fn pn7150_until_routing(config: Config) -> Transcript {
 
 #[test]
 fn routing_table_refused_for_size_falls_back_to_protocol_entries() {
-    let mut config = Config::default();
-    config.routes = off_host_aid_routes(2);
+    let config = Config {
+        routes: off_host_aid_routes(2),
+        ..Config::default()
+    };
     let mut t = pn7150_until_routing(config);
     // Mixed: two AID entries (A0 00 00 00 04 10 10 0x → NFCEE 0x02), then ISO-DEP, NFC-A, NFC-B.
     t.exchange(
@@ -376,10 +380,12 @@ fn routing_refused_down_to_technology_then_keeps_the_default_route() {
 
 #[test]
 fn routing_table_over_one_command_uses_the_more_flag() {
-    let mut config = Config::default();
     // 21 AID entries of 12 octets: 252 + 15 octets of protocol and technology entries fit the
     // 720-octet table but not one 255-octet command.
-    config.routes = off_host_aid_routes(21);
+    let config = Config {
+        routes: off_host_aid_routes(21),
+        ..Config::default()
+    };
     let mut t = pn7150_until_routing(config);
     let first = t.ctl.poll_transmit().expect("first routing command");
     assert_eq!(&first[..2], &[0x21, 0x01]);
@@ -402,8 +408,10 @@ fn routing_table_over_one_command_uses_the_more_flag() {
 
 #[test]
 fn listen_technologies_and_disabled_discovery() {
-    let mut config = Config::default();
-    config.enabled = false;
+    let config = Config {
+        enabled: false,
+        ..Config::default()
+    };
     let mut t = Transcript::new(config);
     for step in &transcript::PN7150_STEPS[..8] {
         t.exchange(step.cmd, step.rsp);
