@@ -167,13 +167,19 @@ impl ConfigJob {
         self.next_set = 0;
     }
 
+    fn ids_in(&self, state: ParamState) -> Vec<ParamId, MAX_WANTED_PARAMS> {
+        let mut ids = Vec::new();
+        for (param, s) in self.wanted.iter().zip(self.state.iter()) {
+            if *s == state {
+                // At most as many as `wanted` holds.
+                let _ = ids.push(param.id);
+            }
+        }
+        ids
+    }
+
     fn unknown_ids(&self) -> Vec<ParamId, MAX_WANTED_PARAMS> {
-        self.wanted
-            .iter()
-            .zip(self.state.iter())
-            .filter(|(_, s)| **s == ParamState::Unknown)
-            .map(|(p, _)| p.id)
-            .collect()
+        self.ids_in(ParamState::Unknown)
     }
 
     fn mark(&mut self, id: ParamId, state: ParamState) {
@@ -184,12 +190,8 @@ impl ConfigJob {
         }
     }
 
-    fn written_ids(&self) -> impl Iterator<Item = ParamId> + '_ {
-        self.wanted
-            .iter()
-            .zip(self.state.iter())
-            .filter(|(_, s)| **s == ParamState::Write)
-            .map(|(p, _)| p.id)
+    fn written_ids(&self) -> Vec<ParamId, MAX_WANTED_PARAMS> {
+        self.ids_in(ParamState::Write)
     }
 }
 
@@ -753,16 +755,15 @@ impl Engine {
             Phase::StartDiscovery => {
                 self.pending_listen = false;
                 if self.config.enabled && !self.config.listen.is_empty() {
-                    let configs: Vec<DiscoverConfig, 3> = self
-                        .config
-                        .listen
-                        .tech_modes()
-                        .iter()
-                        .map(|&tech_mode| DiscoverConfig {
+                    let mut configs: Vec<DiscoverConfig, 3> = Vec::new();
+                    for tech_mode in self.config.listen.tech_modes() {
+                        // Frequency 1: every discovery period (NCI 1.0 Table 52). Three modes
+                        // at most.
+                        let _ = configs.push(DiscoverConfig {
                             tech_mode,
                             frequency: 0x01,
-                        })
-                        .collect();
+                        });
+                    }
                     let cmd = RfDiscoverCmd {
                         configs: List::from_items(&configs),
                     };
@@ -983,7 +984,7 @@ impl Engine {
 
     fn config_done(&mut self) {
         if self.phase == Some(Phase::NxpConfig) {
-            let written: Vec<ParamId, MAX_WANTED_PARAMS> = self.job.written_ids().collect();
+            let written = self.job.written_ids();
             for id in &written {
                 if self.nxp_written.contains(id) {
                     self.push(Event::Error(ControllerError::NxpParamNotApplied(*id)));

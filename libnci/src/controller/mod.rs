@@ -29,7 +29,8 @@
 //! bounded: drain them after every input.
 //!
 //! The controller holds two large buffers (a 65 544-octet command APDU, the longest
-//! extended-length C-APDU, and a 65 538-octet response APDU) plus about 6 KiB of state: keep it
+//! extended-length C-APDU, and a 65 538-octet response APDU) plus about 20 KiB of state
+//! (routing tables, configuration, queues, control reassembly) — about 150 KiB in all: keep it
 //! in a `Box` or a `static`, not on a small stack.
 //!
 //! # States
