@@ -1,4 +1,4 @@
-//! NCI Core messages, GID 0000b (NCI 1.0 §4 and §5.2, NCI 2.0 §4 and §5.2): reset,
+//! NCI Core messages, GID 0000b (NCI 1.0 and NCI 2.0, chapter "NCI Core Control Messages"): reset,
 //! initialisation, configuration, logical connections, credits and error notifications.
 //!
 //! Each message is a validated value (`*Repr` in smoltcp's sense) with `parse`, and
@@ -13,7 +13,7 @@ use super::message::{Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value, Wri
 use super::nxp::NxpVersionInfo;
 use super::{ConfigStatus, NciVersion, ResetTrigger, ResetType, Result, RfInterface, Status};
 
-/// Opcodes of the Core group (NCI 1.0 Table 102, NCI 2.0 Table 149).
+/// Opcodes of the Core group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID values).
 pub mod oid {
     /// CORE_RESET_CMD / RSP / NTF.
     pub const CORE_RESET: u8 = 0x00;
@@ -87,7 +87,7 @@ fn visit_manufacturer(id: ManufacturerId, info: &[u8], v: &mut dyn FieldVisitor)
     v.record_end()
 }
 
-/// CORE_RESET_CMD (NCI 1.0 §4.1 Table 5, same in NCI 2.0).
+/// CORE_RESET_CMD (NCI 1.0 and NCI 2.0, same layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoreResetCmd {
     /// Keep or reset the configuration.
@@ -122,7 +122,7 @@ impl Emit for CoreResetCmd {
 /// CORE_RESET_RSP in its NCI 1.0 or NCI 2.0 layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreResetRsp {
-    /// NCI 1.0 Table 6: status, NCI version, configuration status (3 octets).
+    /// NCI 1.0 layout: status, NCI version, configuration status (3 octets).
     Nci1 {
         /// Outcome.
         status: Status,
@@ -131,7 +131,7 @@ pub enum CoreResetRsp {
         /// Whether the configuration was kept or reset.
         config_status: ConfigStatus,
     },
-    /// NCI 2.0 Table 6: status only (1 octet); the version follows in CORE_RESET_NTF.
+    /// NCI 2.0 layout: status only (1 octet); the version follows in CORE_RESET_NTF.
     Nci2 {
         /// Outcome.
         status: Status,
@@ -141,8 +141,8 @@ pub enum CoreResetRsp {
 impl CoreResetRsp {
     /// Parse the payload. The layout is told by length, not by a version argument: this is
     /// the message the host learns the version from. One octet is the NCI 2.0 layout, three
-    /// octets the NCI 1.0 layout; two octets are [`Error::Truncated`], more than three
-    /// [`Error::TrailingBytes`].
+    /// octets the NCI 1.0 layout; two octets are [`Error::Truncated`](super::Error::Truncated),
+    /// more than three [`Error::TrailingBytes`](super::Error::TrailingBytes).
     pub fn parse(payload: &[u8]) -> Result<CoreResetRsp> {
         let mut r = Reader::new(payload);
         let status = Status::from(r.u8()?);
@@ -218,14 +218,14 @@ impl Emit for CoreResetRsp {
 /// CORE_RESET_NTF in its NCI 1.0 or NCI 2.0 layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreResetNtf<'a> {
-    /// NCI 1.0 Table 8: reason code and configuration status, sent when the NFCC reset itself.
+    /// NCI 1.0 layout: reason code and configuration status, sent when the NFCC reset itself.
     Nci1 {
-        /// Reason: 0x00 unspecified, 0xA0–0xFF proprietary (NCI 1.0 Table 9).
+        /// Reason: 0x00 unspecified, 0xA0–0xFF proprietary.
         reason: u8,
         /// Whether the configuration was kept or reset.
         config_status: ConfigStatus,
     },
-    /// NCI 2.0 Table 7: sent after every reset, carrying what CORE_RESET_RSP and CORE_INIT_RSP
+    /// NCI 2.0 layout: sent after every reset, carrying what CORE_RESET_RSP and CORE_INIT_RSP
     /// carried in NCI 1.0.
     Nci2 {
         /// Why the NFCC reset.
@@ -344,9 +344,9 @@ impl Emit for CoreResetNtf<'_> {
 /// CORE_INIT_CMD in its NCI 1.0 or NCI 2.0 layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreInitCmd {
-    /// NCI 1.0 Table 9: empty.
+    /// NCI 1.0 layout: empty.
     Nci1,
-    /// NCI 2.0 Table 9: two Feature Enable octets (0x00 0x00: no optional feature).
+    /// NCI 2.0 layout: two Feature Enable octets (0x00 0x00: no optional feature).
     Nci2 {
         /// Feature Enable octets.
         feature_enable: [u8; 2],
@@ -395,7 +395,7 @@ impl Emit for CoreInitCmd {
     }
 }
 
-/// The four NFCC Features octets of CORE_INIT_RSP (NCI 1.0 Table 10, NCI 2.0 Table 11).
+/// The four NFCC Features octets of CORE_INIT_RSP (NCI 1.0 and NCI 2.0, "NFCC Features").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NfccFeatures(pub [u8; 4]);
 
@@ -457,7 +457,7 @@ impl NfccFeatures {
 }
 
 /// A supported RF interface in an NCI 2.0 CORE_INIT_RSP: the interface and its extensions
-/// (NCI 2.0 Table 10).
+/// (NCI 2.0 CORE_INIT_RSP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfInterfaceExt<'a> {
     /// The interface.
@@ -486,21 +486,21 @@ impl<'a> ListItem<'a> for RfInterfaceExt<'a> {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        if self.extensions.is_empty() {
-            v.item(Value::Name(&self.interface))
-        } else {
-            v.item_record_begin()?;
-            v.field("interface", Value::Name(&self.interface))?;
+        // Always a record, so that structured output has one shape per list.
+        v.item_record_begin()?;
+        v.field("interface", Value::Name(&self.interface))?;
+        if !self.extensions.is_empty() {
             v.field("extensions", Value::Hex(self.extensions))?;
-            v.record_end()
         }
+        v.record_end()
     }
 }
 
 /// The fields of CORE_INIT_RSP that only one NCI version has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CoreInitRspLayout<'a> {
-    /// NCI 1.0 Table 10.
+    /// NCI 1.0 layout: interfaces after the features; large-parameter size and manufacturer
+    /// fields at the end.
     Nci1 {
         /// Supported RF interfaces.
         interfaces: List<'a, RfInterface>,
@@ -512,7 +512,8 @@ pub enum CoreInitRspLayout<'a> {
         /// firmware major and minor; see `wire::nxp`).
         manufacturer_info: [u8; 4],
     },
-    /// NCI 2.0 Table 10.
+    /// NCI 2.0 layout: HCI data payload, credits and NFC-V frame size; interfaces with their
+    /// extensions at the end (manufacturer fields moved to CORE_RESET_NTF).
     Nci2 {
         /// Maximum payload of data packets on the static HCI connection.
         max_data_packet_payload: u8,
@@ -525,7 +526,7 @@ pub enum CoreInitRspLayout<'a> {
     },
 }
 
-/// CORE_INIT_RSP (NCI 1.0 §4.2 Table 10, NCI 2.0 §4.2 Table 10).
+/// CORE_INIT_RSP (NCI 1.0 and NCI 2.0; the layouts differ, see [`CoreInitRspLayout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreInitRsp<'a> {
     /// Outcome.
@@ -710,7 +711,7 @@ impl Emit for CoreInitRsp<'_> {
     }
 }
 
-/// CORE_SET_CONFIG_CMD (NCI 1.0 §4.3.1 Table 11): parameters to set.
+/// CORE_SET_CONFIG_CMD (NCI 1.0 and NCI 2.0): parameters to set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreSetConfigCmd<'a> {
     /// The parameters, in order.
@@ -744,7 +745,7 @@ impl Emit for CoreSetConfigCmd<'_> {
     }
 }
 
-/// CORE_SET_CONFIG_RSP (NCI 1.0 §4.3.1 Table 13): status and the parameters that were invalid.
+/// CORE_SET_CONFIG_RSP (NCI 1.0 and NCI 2.0): status and the parameters that were invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreSetConfigRsp<'a> {
     /// Outcome.
@@ -786,7 +787,7 @@ impl Emit for CoreSetConfigRsp<'_> {
     }
 }
 
-/// CORE_GET_CONFIG_CMD (NCI 1.0 §4.3.2 Table 14): parameters to read.
+/// CORE_GET_CONFIG_CMD (NCI 1.0 and NCI 2.0): parameters to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreGetConfigCmd<'a> {
     /// Identifiers to read.
@@ -820,7 +821,7 @@ impl Emit for CoreGetConfigCmd<'_> {
     }
 }
 
-/// CORE_GET_CONFIG_RSP (NCI 1.0 §4.3.2 Table 15): status and parameter TLVs.
+/// CORE_GET_CONFIG_RSP (NCI 1.0 and NCI 2.0): status and parameter TLVs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreGetConfigRsp<'a> {
     /// Outcome.
@@ -860,7 +861,7 @@ impl Emit for CoreGetConfigRsp<'_> {
 }
 
 open_enum! {
-    /// Destination types of CORE_CONN_CREATE_CMD (NCI 1.0 Table 15).
+    /// Destination types of CORE_CONN_CREATE_CMD (NCI 1.0 and NCI 2.0).
     pub enum DestinationType(u8) {
         /// Loop-back inside the NFCC (testing).
         NfccLoopback = 0x01 => "NFCC_LOOPBACK",
@@ -871,12 +872,12 @@ open_enum! {
     }
 }
 
-/// CORE_CONN_CREATE_CMD (NCI 1.0 §4.4.2 Table 14).
+/// CORE_CONN_CREATE_CMD (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreConnCreateCmd<'a> {
     /// What the connection leads to.
     pub destination_type: DestinationType,
-    /// Destination-specific parameters (TLVs, NCI 1.0 Table 16).
+    /// Destination-specific parameters (TLVs).
     pub params: List<'a, Tlv<'a>>,
 }
 
@@ -913,7 +914,7 @@ impl Emit for CoreConnCreateCmd<'_> {
     }
 }
 
-/// CORE_CONN_CREATE_RSP (NCI 1.0 §4.4.2 Table 17).
+/// CORE_CONN_CREATE_RSP (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoreConnCreateRsp {
     /// Outcome.
@@ -967,7 +968,7 @@ impl Emit for CoreConnCreateRsp {
     }
 }
 
-/// CORE_CONN_CLOSE_CMD (NCI 1.0 §4.4.3 Table 18).
+/// CORE_CONN_CLOSE_CMD (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoreConnCloseCmd {
     /// The connection to close.
@@ -1032,7 +1033,7 @@ impl<'a> ListItem<'a> for ConnCredit {
     }
 }
 
-/// CORE_CONN_CREDITS_NTF (NCI 1.0 §4.4.4 Table 20): the NFCC returns data credits.
+/// CORE_CONN_CREDITS_NTF (NCI 1.0 and NCI 2.0): the NFCC returns data credits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreConnCreditsNtf<'a> {
     /// One entry per connection.
@@ -1066,7 +1067,7 @@ impl Emit for CoreConnCreditsNtf<'_> {
     }
 }
 
-/// CORE_GENERIC_ERROR_NTF (NCI 1.0 §4.5 Table 21).
+/// CORE_GENERIC_ERROR_NTF (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoreGenericErrorNtf {
     /// What went wrong (e.g. DISCOVERY_TARGET_ACTIVATION_FAILED).
@@ -1098,7 +1099,7 @@ impl Emit for CoreGenericErrorNtf {
     }
 }
 
-/// CORE_INTERFACE_ERROR_NTF (NCI 1.0 §4.5 Table 22): an error on a logical connection.
+/// CORE_INTERFACE_ERROR_NTF (NCI 1.0 and NCI 2.0): an error on a logical connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoreInterfaceErrorNtf {
     /// What went wrong (e.g. RF_TIMEOUT_ERROR).
@@ -1134,7 +1135,7 @@ impl Emit for CoreInterfaceErrorNtf {
     }
 }
 
-/// NCI 2.0 CORE_SET_POWER_SUB_STATE_CMD (NCI 2.0 §4.6 Table 23).
+/// CORE_SET_POWER_SUB_STATE_CMD (NCI 2.0 only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoreSetPowerSubStateCmd {
     /// 0x00 switched on, 0x01–0x03 switched-on sub-states 1–3 (e.g. screen off, locked).
@@ -1488,8 +1489,8 @@ mod tests {
             msg.to_string(),
             "CORE_INIT_RSP status=STATUS_OK features=01 0E 02 00 max_conns=1 routing_table=512 \
              max_ctrl_payload=255 max_data_payload=255 credits=1 max_nfcv_frame=512 \
-             interfaces=[FRAME_RF_INTERFACE {interface=ISO_DEP_RF_INTERFACE extensions=00} \
-             NFC_DEP_RF_INTERFACE]"
+             interfaces=[{interface=FRAME_RF_INTERFACE} {interface=ISO_DEP_RF_INTERFACE \
+             extensions=00} {interface=NFC_DEP_RF_INTERFACE}]"
         );
         // An extension count running past the end of the payload.
         let mut bad = CORE_INIT_RSP_V2;
@@ -1622,7 +1623,7 @@ mod tests {
         let msg = roundtrip(&CORE_CONN_CREATE_CMD, NciVersion::V1_0);
         assert_eq!(
             msg.to_string(),
-            "CORE_CONN_CREATE_CMD destination=NFCEE params=[{type=1 value=02 01}]"
+            "CORE_CONN_CREATE_CMD destination=NFCEE params=[{type=01 value=02 01}]"
         );
         let msg = roundtrip(&CORE_CONN_CREATE_RSP, NciVersion::V1_0);
         assert_eq!(

@@ -18,6 +18,25 @@
 //! Unknown control messages in the standard groups are [`Error::UnknownMessage`]; any message in
 //! the proprietary group (GID 1111b) parses, as [`Message::Proprietary`] when it has no named
 //! layout.
+//!
+//! ```
+//! use libnci::wire::core::CoreResetCmd;
+//! use libnci::wire::{Message, NciVersion, ResetType};
+//!
+//! // Host to controller: build and emit CORE_RESET_CMD.
+//! let reset = Message::CoreResetCmd(CoreResetCmd { reset_type: ResetType::ResetConfig });
+//! let mut packet = [0u8; 258];
+//! let len = reset.emit_packet(&mut packet).unwrap();
+//! assert_eq!(&packet[..len], &[0x20, 0x00, 0x01, 0x01]);
+//!
+//! // Controller to host: parse the PN7150's CORE_RESET_RSP.
+//! let rsp = Message::parse_packet(&[0x40, 0x00, 0x03, 0x00, 0x10, 0x01], NciVersion::V1_0);
+//! let rsp = rsp.unwrap();
+//! assert_eq!(
+//!     rsp.to_string(),
+//!     "CORE_RESET_RSP status=STATUS_OK nci_version=1.0 config_status=NCI_RF_CONFIGURATION_RESET"
+//! );
+//! ```
 
 use core::fmt;
 
@@ -83,7 +102,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// A little-endian 16-bit field (NCI 1.0 §3.2: multi-octet fields are little endian).
+    /// A little-endian 16-bit field (NCI sends multi-octet numbers least significant first).
     pub fn u16_le(&mut self) -> Result<u16> {
         Ok(u16::from_le_bytes(self.array()?))
     }
@@ -380,7 +399,8 @@ impl<'a, T: ListItem<'a>> Iterator for ListIter<'a, T> {
 }
 
 /// A type-length-value item: one type octet, one length octet, the value (routing entries, NCI
-/// 1.0 §6.3.2 Table 45; destination-specific parameters, Table 16; NFCEE information, Table 87).
+/// 1.0 and 2.0 RF_SET_LISTEN_MODE_ROUTING_CMD; CORE_CONN_CREATE_CMD destination-specific
+/// parameters; NFCEE information and discovery requests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tlv<'a> {
     /// The type octet, kept whole (routing entries carry qualifier bits in it).
@@ -407,7 +427,7 @@ impl<'a> ListItem<'a> for Tlv<'a> {
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
         v.item_record_begin()?;
-        v.field("type", Value::Num(u64::from(self.tag)))?;
+        v.field("type", Value::Hex(core::slice::from_ref(&self.tag)))?;
         v.field("value", Value::Hex(self.value))?;
         v.record_end()
     }
@@ -594,7 +614,7 @@ impl FieldVisitor for TextFields<'_, '_> {
 // Payloads shared by several groups
 // ---------------------------------------------------------------------------------------------
 
-/// A response whose whole payload is a status octet (e.g. RF_DISCOVER_RSP, NCI 1.0 Table 52).
+/// A response whose whole payload is a status octet (e.g. RF_DISCOVER_RSP, NCI 1.0 and 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StatusRsp {
     /// Outcome of the command.
@@ -640,8 +660,8 @@ macro_rules! messages {
                 $( => |$p:ident, $v:ident| $parse:expr )? ;
         )*
     ) => {
-        /// One whole NCI message of any group, in either direction (NCI 1.0 §3.4, §4–§7; NCI
-        /// 2.0 §3.4, §4–§7; NXP PN7150 extensions from UM10936).
+        /// One whole NCI message of any group, in either direction (NCI 1.0 and NCI 2.0 control
+        /// and data messages; NXP PN7150 extensions from UM10936).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Message<'a> {
             $(
@@ -657,7 +677,7 @@ macro_rules! messages {
                 /// Payload, not interpreted.
                 payload: &'a [u8],
             },
-            /// A data message on a logical connection (NCI 1.0 §3.4.3).
+            /// A data message on a logical connection (NCI 1.0 §3.4, data packets).
             Data {
                 /// Connection identifier; 0 is the static RF connection.
                 conn_id: u8,
@@ -678,7 +698,9 @@ macro_rules! messages {
             ) -> Result<Message<'a>> {
                 $(
                     if mt == MessageType::$mt && gid == Gid::$gid && oid == $oid {
-                        return messages!(@parse $variant payload version $( $ty => |$p, $v| $parse )?);
+                        return messages!(
+                            @parse $variant payload version $( $ty => |$p, $v| $parse )?
+                        );
                     }
                 )*
                 let _ = (payload, version);
@@ -704,17 +726,29 @@ macro_rules! messages {
                 }
             }
 
+            /// The name of the message a header announces, without looking at the payload (for
+            /// segments, and for logging messages that failed to parse): `None` for an unknown
+            /// message in a standard group.
+            pub fn name_for(mt: MessageType, id: PacketId) -> Option<&'static str> {
+                match id {
+                    PacketId::Data { .. } => (mt == MessageType::Data).then_some("DATA"),
+                    PacketId::Control { gid, oid } => {
+                        $(
+                            if mt == MessageType::$mt && gid == Gid::$gid && oid == $oid {
+                                return Some($name);
+                            }
+                        )*
+                        (gid == Gid::Proprietary).then(|| proprietary_name(mt))
+                    }
+                }
+            }
+
             /// The specification's name of the message (`"CORE_INIT_RSP"`, `"DATA"`, ...).
             /// Unnamed proprietary messages are `PROPRIETARY_CMD`, `_RSP` or `_NTF`.
             pub fn name(&self) -> &'static str {
                 match self {
                     $( messages!(@pat $variant $( $ty )?) => $name, )*
-                    Message::Proprietary { mt, .. } => match mt {
-                        MessageType::Command => "PROPRIETARY_CMD",
-                        MessageType::Response => "PROPRIETARY_RSP",
-                        MessageType::Notification => "PROPRIETARY_NTF",
-                        _ => "PROPRIETARY",
-                    },
+                    Message::Proprietary { mt, .. } => proprietary_name(*mt),
                     Message::Data { .. } => "DATA",
                 }
             }
@@ -757,7 +791,10 @@ macro_rules! messages {
         }
     };
 
-    (@parse $variant:ident $payload:ident $version:ident $ty:ty => |$p:ident, $v:ident| $parse:expr) => {{
+    (
+        @parse $variant:ident $payload:ident $version:ident
+        $ty:ty => |$p:ident, $v:ident| $parse:expr
+    ) => {{
         let $p = $payload;
         #[allow(unused_variables)]
         let $v = $version;
@@ -781,6 +818,15 @@ macro_rules! messages {
     (@write $m:ident $w:ident) => { Ok(()) };
     (@visit $m:ident $v:ident $ty:ty) => { $m.visit($v) };
     (@visit $m:ident $v:ident) => { Ok(()) };
+}
+
+fn proprietary_name(mt: MessageType) -> &'static str {
+    match mt {
+        MessageType::Command => "PROPRIETARY_CMD",
+        MessageType::Response => "PROPRIETARY_RSP",
+        MessageType::Notification => "PROPRIETARY_NTF",
+        _ => "PROPRIETARY",
+    }
 }
 
 use super::core::oid as core_oid;
@@ -941,6 +987,10 @@ impl<'a> Message<'a> {
 
     /// Parse one unsegmented packet (header and payload, nothing more). A packet with the
     /// packet boundary flag set is only the first part of a message: [`Error::Truncated`].
+    ///
+    /// The RFU bits of the header's second octet are ignored, as NCI 1.0 §3.4 asks of a
+    /// receiver; [`Message::emit_packet`] writes them as zero. They are the only bits of a
+    /// parsed packet that do not survive a round trip.
     pub fn parse_packet(packet: &'a [u8], version: NciVersion) -> Result<Message<'a>> {
         let packet = Packet::new_checked(packet)?;
         let header = HeaderRepr::parse(&packet)?;
@@ -1060,6 +1110,37 @@ mod tests {
         }];
         assert_eq!(list, List::from_items(&items));
         assert_eq!(list.buffer_len(), 3);
+    }
+
+    #[test]
+    fn names_from_the_header_alone() {
+        let control = |gid, oid| PacketId::Control { gid, oid };
+        assert_eq!(
+            Message::name_for(MessageType::Response, control(Gid::Core, 0x01)),
+            Some("CORE_INIT_RSP")
+        );
+        assert_eq!(
+            Message::name_for(MessageType::Notification, control(Gid::Rf, 0x05)),
+            Some("RF_INTF_ACTIVATED_NTF")
+        );
+        assert_eq!(
+            Message::name_for(MessageType::Command, control(Gid::Proprietary, 0x3E)),
+            Some("PROPRIETARY_CMD")
+        );
+        assert_eq!(
+            Message::name_for(MessageType::Command, control(Gid::Core, 0x3E)),
+            None
+        );
+        assert_eq!(
+            Message::name_for(
+                MessageType::Data,
+                PacketId::Data {
+                    conn_id: 0,
+                    credits: 0
+                }
+            ),
+            Some("DATA")
+        );
     }
 
     #[test]

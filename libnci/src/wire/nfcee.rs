@@ -1,5 +1,6 @@
-//! NFCEE Management messages, GID 0010b (NCI 1.0 §9, NCI 2.0 §10): discovering NFC execution
-//! environments (secure elements, the HCI network) and enabling or disabling them.
+//! NFCEE Management messages, GID 0010b (NCI 1.0 and NCI 2.0, NFCEE discovery and mode set):
+//! discovering NFC execution environments (secure elements, the HCI network) and enabling or
+//! disabling them.
 //!
 //! A host-card-emulation host mostly needs to see these go by; NFCEE_DISCOVER_NTF is therefore
 //! parsed to its identifier and status, the rest kept raw (with a best-effort accessor for the
@@ -10,7 +11,8 @@ use core::fmt;
 use super::message::{Emit, FieldVisitor, Reader, Value, Writer};
 use super::{NciVersion, Result, Status};
 
-/// Opcodes of the NFCEE Management group (NCI 1.0 Table 102, NCI 2.0 Table 149).
+/// Opcodes of the NFCEE Management group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID
+/// values).
 pub mod oid {
     /// NFCEE_DISCOVER_CMD / RSP / NTF.
     pub const NFCEE_DISCOVER: u8 = 0x00;
@@ -166,7 +168,7 @@ impl<'a> NfceeDiscoverNtf<'a> {
 
     /// Describe the fields.
     pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
+        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
         v.field("status", Value::Name(&self.status))?;
         if let Some(protocols) = self.protocols() {
             v.field("protocols", Value::Hex(protocols))?;
@@ -219,7 +221,7 @@ impl NfceeModeSetCmd {
 
     /// Describe the fields.
     pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
+        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
         v.field("mode", Value::Name(&self.mode))
     }
 }
@@ -290,7 +292,7 @@ impl NfceeStatusNtf {
 
     /// Describe the fields.
     pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
+        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
         v.field("nfcee_status", Value::Num(u64::from(self.nfcee_status)))
     }
 }
@@ -355,7 +357,7 @@ mod tests {
         assert_eq!(n.protocols(), Some(&[0x80][..]));
         assert_eq!(
             msg.to_string(),
-            "NFCEE_DISCOVER_NTF nfcee_id=192 status=NFCEE_ENABLED protocols=80 \
+            "NFCEE_DISCOVER_NTF nfcee_id=C0 status=NFCEE_ENABLED protocols=80 \
              rest=01 80 01 00 02 12 34 01"
         );
         assert_eq!(
@@ -369,7 +371,7 @@ mod tests {
         let msg = roundtrip(&[0x22, 0x01, 0x02, 0xC0, 0x01], NciVersion::V1_0);
         assert_eq!(
             msg.to_string(),
-            "NFCEE_MODE_SET_CMD nfcee_id=192 mode=ENABLE"
+            "NFCEE_MODE_SET_CMD nfcee_id=C0 mode=ENABLE"
         );
         roundtrip(&[0x42, 0x01, 0x01, 0x00], NciVersion::V1_0);
         let msg = roundtrip(&[0x62, 0x01, 0x01, 0x00], NciVersion::V2_0);

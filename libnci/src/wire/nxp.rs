@@ -25,7 +25,7 @@ pub mod oid {
     pub const RF_T4T_SBLOCK_PARAM: u8 = 0x10;
     /// RF_PRES_CHECK_CMD / RSP / NTF: ISO-DEP presence check (UM10936 §6.3.3).
     pub const RF_PRES_CHECK: u8 = 0x11;
-    /// RF_GET_TRANSITION_CMD / RSP (UM10936 §11; no layout in this crate).
+    /// RF_GET_TRANSITION_CMD / RSP (UM10936; no layout in this crate).
     pub const RF_GET_TRANSITION: u8 = 0x14;
 }
 

@@ -1,5 +1,5 @@
-//! RF Management messages, GID 0001b (NCI 1.0 §5–§7, NCI 2.0 §5–§7): interface mapping,
-//! listen mode routing, discovery, activation, deactivation and field information.
+//! RF Management messages, GID 0001b (NCI 1.0 and NCI 2.0, RF management chapters): interface
+//! mapping, listen mode routing, discovery, activation, deactivation and field information.
 //!
 //! Each message is a validated value with `parse`, [`Emit::buffer_len`] and [`Emit::emit`].
 //! RF_INTF_ACTIVATED_NTF decodes its technology-specific and activation parameters for the
@@ -18,7 +18,8 @@ use super::{
     RfTechMode,
 };
 
-/// Opcodes of the RF Management group (NCI 1.0 Table 102, NCI 2.0 Table 149).
+/// Opcodes of the RF Management group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID
+/// values).
 pub mod oid {
     /// RF_DISCOVER_MAP_CMD / RSP.
     pub const RF_DISCOVER_MAP: u8 = 0x00;
@@ -47,7 +48,7 @@ pub mod oid {
 }
 
 /// The Mode octet of an RF interface mapping: which directions the mapping applies to (NCI 1.0
-/// Table 43). Kept whole so that reserved bits round-trip.
+/// and NCI 2.0 RF_DISCOVER_MAP_CMD). Kept whole so that reserved bits round-trip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MappingMode(pub u8);
 
@@ -81,7 +82,8 @@ impl fmt::Display for MappingMode {
     }
 }
 
-/// One RF interface mapping: RF protocol, mode, RF interface (NCI 1.0 §6.2 Table 42).
+/// One RF interface mapping: RF protocol, mode, RF interface (NCI 1.0 and NCI 2.0,
+/// RF_DISCOVER_MAP_CMD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DiscoverMapping {
     /// The RF protocol.
@@ -122,7 +124,7 @@ impl<'a> ListItem<'a> for DiscoverMapping {
     }
 }
 
-/// RF_DISCOVER_MAP_CMD (NCI 1.0 §6.2 Table 41).
+/// RF_DISCOVER_MAP_CMD (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RfDiscoverMapCmd<'a> {
     /// The mappings.
@@ -156,8 +158,8 @@ impl Emit for RfDiscoverMapCmd<'_> {
     }
 }
 
-/// The body shared by RF_SET_LISTEN_MODE_ROUTING_CMD (NCI 1.0 §6.3.2 Table 44) and
-/// RF_GET_LISTEN_MODE_ROUTING_NTF (Table 49): a More flag and routing entries.
+/// The body shared by RF_SET_LISTEN_MODE_ROUTING_CMD and RF_GET_LISTEN_MODE_ROUTING_NTF (NCI
+/// 1.0 and NCI 2.0): a More flag and routing entries.
 ///
 /// Entries are validated as TLVs only (type octet, length octet, value within the payload,
 /// count equal to the Number of Routing Entries); [`ListenModeRouting::raw_entries`] yields them
@@ -170,9 +172,9 @@ pub struct ListenModeRouting<'a> {
     pub entries: List<'a, Tlv<'a>>,
 }
 
-/// RF_SET_LISTEN_MODE_ROUTING_CMD (NCI 1.0 §6.3.2 Table 44).
+/// RF_SET_LISTEN_MODE_ROUTING_CMD (NCI 1.0 and NCI 2.0).
 pub type RfSetListenModeRoutingCmd<'a> = ListenModeRouting<'a>;
-/// RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 §6.3.3 Table 49).
+/// RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 and NCI 2.0).
 pub type RfGetListenModeRoutingNtf<'a> = ListenModeRouting<'a>;
 
 impl<'a> ListenModeRouting<'a> {
@@ -223,8 +225,8 @@ impl Emit for ListenModeRouting<'_> {
     }
 }
 
-/// One discovery configuration: a technology-and-mode and how often to run it (NCI 1.0 §7.1
-/// Table 52).
+/// One discovery configuration: a technology-and-mode and how often to run it (NCI 1.0 and
+/// NCI 2.0, RF_DISCOVER_CMD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DiscoverConfig {
     /// RF technology and mode to poll or listen with.
@@ -257,7 +259,7 @@ impl<'a> ListItem<'a> for DiscoverConfig {
     }
 }
 
-/// RF_DISCOVER_CMD (NCI 1.0 §7.1 Table 52): start discovery.
+/// RF_DISCOVER_CMD (NCI 1.0 and NCI 2.0): start discovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RfDiscoverCmd<'a> {
     /// What to poll and listen for.
@@ -295,7 +297,8 @@ impl Emit for RfDiscoverCmd<'_> {
 // RF technology specific parameters
 // ---------------------------------------------------------------------------------------------
 
-/// NFC-A poll mode parameters (NCI 1.0 Table 54, NCI 2.0 Table 68).
+/// NFC-A poll mode parameters (NCI 1.0 and NCI 2.0, "Specific Parameters for NFC-A Poll
+/// Mode"; NCI 2.0 adds HRx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollAParams<'a> {
     /// SENS_RES (ATQA), 2 octets.
@@ -374,7 +377,7 @@ impl<'a> PollAParams<'a> {
     }
 }
 
-/// NFC-B poll mode parameters (NCI 1.0 Table 56): SENSB_RES from byte 2 on.
+/// NFC-B poll mode parameters (NCI 1.0 and NCI 2.0): SENSB_RES from byte 2 on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollBParams<'a> {
     /// SENSB_RES (ATQB) bytes 2–12 or 2–13: NFCID0, application data, protocol info.
@@ -408,7 +411,7 @@ impl<'a> PollBParams<'a> {
     }
 }
 
-/// NFC-F poll mode parameters (NCI 1.0 Table 58).
+/// NFC-F poll mode parameters (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollFParams<'a> {
     /// Bit rate: 0x01 212 kbit/s, 0x02 424 kbit/s.
@@ -439,7 +442,7 @@ impl<'a> PollFParams<'a> {
 }
 
 /// RF technology specific parameters of RF_DISCOVER_NTF and RF_INTF_ACTIVATED_NTF (NCI 1.0
-/// §7.1 Tables 54–59, NCI 2.0 Tables 68–76), chosen by the RF technology and mode.
+/// and NCI 2.0, "Specific Parameters for ..." tables), chosen by the RF technology and mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RfTechParams<'a> {
     /// NFC-A passive poll.
@@ -448,14 +451,14 @@ pub enum RfTechParams<'a> {
     PollB(PollBParams<'a>),
     /// NFC-F passive poll.
     PollF(PollFParams<'a>),
-    /// NFC-A passive listen: no parameters (NCI 1.0 Table 55, NCI 2.0 Table 69).
+    /// NFC-A passive listen: no parameters (NCI 1.0 and NCI 2.0).
     ListenA,
     /// NFC-B passive listen: none in NCI 1.0; later versions add the SENSB_REQ parameter octet.
     ListenB {
         /// The SENSB_REQ parameter octet, when present.
         sensb_req: Option<u8>,
     },
-    /// NFC-F passive listen: the local NFCID2 when the NFCC reports one (NCI 1.0 Table 59).
+    /// NFC-F passive listen: the local NFCID2 when the NFCC reports one.
     ListenF {
         /// `None` when the parameters are empty; otherwise the length-prefixed NFCID2 (0 or 8
         /// octets).
@@ -572,7 +575,8 @@ impl<'a> RfTechParams<'a> {
 // ---------------------------------------------------------------------------------------------
 
 /// The RATS response (ATS) of a Type A ISO-DEP card the NFCC activated in poll mode, from T0 on
-/// (NCI 1.0 Table 76: the ATS without its length byte TL; ISO/IEC 14443-4 §5.2).
+/// (NCI 1.0 and 2.0 "Activation Parameters for NFC-A/ISO-DEP Poll Mode": the ATS without its
+/// length byte TL; ISO/IEC 14443-4, Answer to Select).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RatsResponse<'a> {
     /// ATS bytes from T0.
@@ -635,7 +639,8 @@ impl<'a> RatsResponse<'a> {
 }
 
 /// The RATS command parameter byte a Type A reader sent when the NFCC emulated an ISO-DEP card
-/// (NCI 1.0 Table 78: byte 2 of RATS; ISO/IEC 14443-4 §5.1).
+/// (NCI 1.0 and 2.0 "Activation Parameters for NFC-A/ISO-DEP Listen Mode": byte 2 of RATS;
+/// ISO/IEC 14443-4, Request for Answer to Select).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RatsParam(pub u8);
 
@@ -645,7 +650,7 @@ impl RatsParam {
         self.0 >> 4
     }
 
-    /// The reader's maximum frame size in octets (FSD), per ISO/IEC 14443-4 Table 1; `None`
+    /// The reader's maximum frame size in octets (FSD), per ISO/IEC 14443-4 (FSDI to FSD); `None`
     /// for reserved indices.
     pub fn fsd(self) -> Option<u16> {
         const FSD: [u16; 13] = [16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096];
@@ -659,7 +664,8 @@ impl RatsParam {
 }
 
 /// The ATTRIB response of a Type B ISO-DEP card the NFCC activated in poll mode (NCI 1.0
-/// Table 77; ISO/IEC 14443-3 §7.11).
+/// and 2.0 "Activation Parameters for NFC-B/ISO-DEP Poll Mode"; ISO/IEC 14443-3, Answer to
+/// ATTRIB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AttribResponse<'a> {
     /// The response from its first byte (MBLI and CID) on.
@@ -684,7 +690,8 @@ impl<'a> AttribResponse<'a> {
 }
 
 /// The ATTRIB command a Type B reader sent when the NFCC emulated an ISO-DEP card (NCI 1.0
-/// Table 79: ATTRIB from byte 2 on; ISO/IEC 14443-3 §7.10). At least 8 octets.
+/// and 2.0 "Activation Parameters for NFC-B/ISO-DEP Listen Mode": ATTRIB from byte 2 on;
+/// ISO/IEC 14443-3, ATTRIB). At least 8 octets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AttribCommand<'a> {
     /// Identifier (NFCID0), Param 1–4, higher-layer INF.
@@ -718,7 +725,7 @@ impl<'a> AttribCommand<'a> {
     }
 }
 
-/// Activation parameters of RF_INTF_ACTIVATED_NTF (NCI 1.0 §7.2 Tables 76–79, NCI 2.0 §7.2),
+/// Activation parameters of RF_INTF_ACTIVATED_NTF (NCI 1.0 and NCI 2.0, ISO-DEP RF interface),
 /// chosen by the RF interface and the activation technology and mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActivationParams<'a> {
@@ -831,7 +838,7 @@ impl<'a> ActivationParams<'a> {
 }
 
 open_enum! {
-    /// Notification Type of RF_DISCOVER_NTF (NCI 1.0 Table 54).
+    /// Notification Type of RF_DISCOVER_NTF (NCI 1.0 and NCI 2.0).
     pub enum DiscoverNtfType(u8) {
         /// Last notification.
         Last = 0x00 => "LAST_NOTIFICATION",
@@ -842,7 +849,7 @@ open_enum! {
     }
 }
 
-/// RF_DISCOVER_NTF (NCI 1.0 §7.1 Table 53): one remote endpoint found while polling.
+/// RF_DISCOVER_NTF (NCI 1.0 and NCI 2.0): one remote endpoint found while polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfDiscoverNtf<'a> {
     /// Identifier to select the endpoint with.
@@ -902,7 +909,7 @@ impl Emit for RfDiscoverNtf<'_> {
     }
 }
 
-/// RF_DISCOVER_SELECT_CMD (NCI 1.0 §7.3 Table 61).
+/// RF_DISCOVER_SELECT_CMD (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfDiscoverSelectCmd {
     /// The endpoint, from RF_DISCOVER_NTF.
@@ -948,7 +955,7 @@ impl Emit for RfDiscoverSelectCmd {
     }
 }
 
-/// RF_INTF_ACTIVATED_NTF (NCI 1.0 §7.3.1 Table 63, NCI 2.0 Table 82): an RF interface is
+/// RF_INTF_ACTIVATED_NTF (NCI 1.0 and NCI 2.0, same layout): an RF interface is
 /// active — in card emulation, a reader has selected us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfIntfActivatedNtf<'a> {
@@ -1051,7 +1058,7 @@ impl Emit for RfIntfActivatedNtf<'_> {
     }
 }
 
-/// RF_DEACTIVATE_CMD (NCI 1.0 §7.3.2 Table 62).
+/// RF_DEACTIVATE_CMD (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfDeactivateCmd {
     /// Where to go: idle, sleep, or back to discovery.
@@ -1083,7 +1090,7 @@ impl Emit for RfDeactivateCmd {
     }
 }
 
-/// RF_DEACTIVATE_NTF (NCI 1.0 §7.3.2 Table 65): the interface was deactivated (in card
+/// RF_DEACTIVATE_NTF (NCI 1.0 and NCI 2.0): the interface was deactivated (in card
 /// emulation: the reader left, or deselected us).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfDeactivateNtf {
@@ -1122,7 +1129,8 @@ impl Emit for RfDeactivateNtf {
     }
 }
 
-/// RF_FIELD_INFO_NTF (NCI 1.0 §5.1 Table 31): an external RF field appeared or vanished.
+/// RF_FIELD_INFO_NTF (NCI 1.0 and NCI 2.0): an external RF field appeared or vanished;
+/// sent only when RF_FIELD_INFO is enabled in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfFieldInfoNtf {
     /// RF Field Status octet; b0 set means a field is present. Kept whole for round-trips.
@@ -1192,7 +1200,7 @@ impl<'a> RfNfceeActionNtf<'a> {
 
     /// Describe the fields.
     pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
+        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
         v.field("trigger", Value::Num(u64::from(self.trigger)))?;
         v.field("data", Value::Hex(self.data))
     }
@@ -1209,7 +1217,7 @@ impl Emit for RfNfceeActionNtf<'_> {
     }
 }
 
-/// RF_NFCEE_DISCOVERY_REQ_NTF (NCI 1.0 §5.3 Table 37): NFCEEs asking to be discovered
+/// RF_NFCEE_DISCOVERY_REQ_NTF (NCI 1.0 and NCI 2.0): NFCEEs asking to be discovered
 /// (TLVs: 0x00 add, 0x01 remove a discovery request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RfNfceeDiscoveryReqNtf<'a> {
