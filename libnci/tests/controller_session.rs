@@ -398,3 +398,42 @@ fn nci1_ignores_the_credit_bits_of_data_packets() {
     t.queue_ntf(pn7150::CORE_CONN_CREDITS_NTF);
     t.expect_cmd("00 00 02 90 00");
 }
+
+#[test]
+fn controller_going_idle_by_itself_restarts_discovery() {
+    let mut t = pn7150_active();
+    // RF_DEACTIVATE_NTF: idle, link loss — discovery stopped without being asked.
+    t.queue_ntf("61 06 02 00 02");
+    t.expect_event(Ev::Deactivated(Deactivation::Ntf {
+        kind: DeactivationType::Idle,
+        reason: DeactivationReason::RfLinkLoss,
+    }));
+    t.exchange(pn7150::RF_DISCOVER_CMD, pn7150::RF_DISCOVER_RSP);
+    t.expect_no_event();
+    t.expect_state(State::Discovery);
+}
+
+#[test]
+fn routing_change_during_start_up_is_applied_after_ready() {
+    let mut t = transcript::Transcript::default_config();
+    for step in &transcript::PN7150_STEPS[..8] {
+        t.exchange(step.cmd, step.rsp);
+    }
+    // The default table is programmed; now the routes change before discovery starts.
+    let mut routes = libnci::controller::Config::default().routes;
+    routes.truncate(1);
+    t.set_routes(routes);
+    t.exchange(pn7150::RF_DISCOVER_CMD, pn7150::RF_DISCOVER_RSP);
+    t.expect_event_where("RoutingProgrammed", |e| {
+        matches!(e, Ev::RoutingProgrammed { used: 15, .. })
+    });
+    t.expect_event(Ev::Ready);
+    // Right after Ready: stop, reprogram, restart.
+    t.exchange("21 06 01 00", "41 06 01 00");
+    t.exchange("21 01 07 00 01 01 03 00 01 04", "41 01 01 00");
+    t.exchange(pn7150::RF_DISCOVER_CMD, pn7150::RF_DISCOVER_RSP);
+    t.expect_event_where("RoutingProgrammed", |e| {
+        matches!(e, Ev::RoutingProgrammed { used: 5, .. })
+    });
+    t.expect_state(State::Discovery);
+}

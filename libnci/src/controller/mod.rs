@@ -28,6 +28,30 @@
 //! Every input takes the current [`Instant`]. Nothing is lost by polling late, but events are
 //! bounded: drain them after every input.
 //!
+//! ```
+//! use libnci::controller::{Config, Controller, Event};
+//! use libnci::time::Instant;
+//!
+//! let mut ctl = Box::new(Controller::new(Config::default()));
+//! ctl.start(Instant::ZERO);
+//! // CORE_RESET_CMD, reset configuration.
+//! assert_eq!(ctl.poll_transmit().as_deref(), Some(&[0x20, 0x00, 0x01, 0x01][..]));
+//! assert_eq!(ctl.poll_transmit(), None); // one command at a time
+//! let deadline = ctl.poll_timeout(); // arm the timer: the response is due by then
+//! assert!(deadline.is_some());
+//!
+//! // CORE_RESET_RSP from a PN7150: OK, NCI 1.0, configuration reset.
+//! ctl.handle_packet(&[0x40, 0x00, 0x03, 0x00, 0x10, 0x01], Instant::from_millis(2));
+//! // CORE_INIT_CMD.
+//! assert_eq!(ctl.poll_transmit().as_deref(), Some(&[0x20, 0x01, 0x00][..]));
+//! while let Some(event) = ctl.poll_event() {
+//!     if let Event::Data(apdu) = event {
+//!         // hand the command APDU to the host service, answer later with send_data()
+//!         let _ = apdu;
+//!     }
+//! }
+//! ```
+//!
 //! The controller holds two large buffers (a 65 544-octet command APDU, the longest
 //! extended-length C-APDU, and a 65 538-octet response APDU) plus about 20 KiB of state
 //! (routing tables, configuration, queues, control reassembly) — about 150 KiB in all: keep it
