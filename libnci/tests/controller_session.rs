@@ -437,3 +437,22 @@ fn routing_change_during_start_up_is_applied_after_ready() {
     });
     t.expect_state(State::Discovery);
 }
+
+#[test]
+fn unchanged_routes_do_not_interrupt_discovery() {
+    let mut t = pn7150_ready();
+    // A host AID route costs no table space: the table stays as programmed.
+    let mut routes = libnci::controller::Config::default().routes;
+    routes
+        .push(libnci::routing::RoutingRule::Aid {
+            route: 0x00,
+            power_state: libnci::wire::routing::PowerState::SWITCHED_ON,
+            aid: libnci::routing::Aid::new(&hex("A0 00 00 00 04 10 10")).unwrap(),
+            matching: libnci::routing::AidMatch::Exact,
+        })
+        .unwrap();
+    t.set_routes(routes);
+    t.expect_no_transmit();
+    t.expect_no_event();
+    t.expect_state(State::Discovery);
+}

@@ -784,6 +784,11 @@ impl Engine {
         if !self.initialized || self.failed || self.retry_at.is_some() || !self.plan.is_empty() {
             return;
         }
+        if self.pending_routes && self.routes_unchanged() {
+            // Host AIDs cost no table space, so most service changes leave the table as it
+            // is: no reason to interrupt discovery for them.
+            self.pending_routes = false;
+        }
         let want_discovery = self.config.enabled && !self.config.listen.is_empty();
         let mut plan = PhaseSet::EMPTY;
         match self.rf {
@@ -1035,6 +1040,24 @@ impl Engine {
             // Without a table the controller keeps its default route (the host).
             Err(err) => self.push(Event::Error(ControllerError::Routing(err))),
         }
+    }
+
+    /// The wanted routes build, in the mode last programmed, exactly the table the controller
+    /// holds.
+    fn routes_unchanged(&self) -> bool {
+        let (Some(info), Some(programmed)) = (self.info.as_ref(), self.programmed.as_ref()) else {
+            return false;
+        };
+        let mut builder = RoutingTableBuilder::new(info.routing_limits());
+        for rule in &self.config.routes {
+            if builder.add(rule.clone()).is_err() {
+                return false;
+            }
+        }
+        builder.set_mode(programmed.mode());
+        builder
+            .build()
+            .is_ok_and(|table| table.commands().eq(programmed.commands()))
     }
 
     fn send_routing_command(&mut self) {

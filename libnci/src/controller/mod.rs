@@ -161,7 +161,9 @@
 //! §5.2.2), reprogram the routing table (routes only) and restart discovery. While a reader is
 //! present (Active, or RFST_LISTEN_SLEEP) the change waits until the session is over, so a tap
 //! is never cut short; during start-up it is picked up by the steps still to come or applied
-//! right after [`Event::Ready`]. [`Controller::set_enabled`]`(false)` stops discovery at once,
+//! right after [`Event::Ready`]. Routes that build the very table the controller already holds
+//! (host AIDs take no table space, so most service changes) send nothing.
+//! [`Controller::set_enabled`]`(false)` stops discovery at once,
 //! ending a session in progress (RF_DEACTIVATE_NTF with DH_REQUEST follows the response).
 //!
 //! # Failures and recovery
