@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod apdu;
+pub mod controller;
 pub mod routing;
 pub mod time;
 pub mod wire;
