@@ -19,5 +19,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apdu;
 pub mod time;
 pub mod wire;
