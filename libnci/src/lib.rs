@@ -20,5 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod apdu;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod wire;
