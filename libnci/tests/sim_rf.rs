@@ -37,7 +37,8 @@ fn discovering(config: NfccConfig) -> Nfcc {
 fn activated(config: NfccConfig) -> Nfcc {
     let mut nfcc = discovering(config);
     nfcc.reader_field(true, Instant::ZERO);
-    nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO).unwrap();
+    nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO)
+        .unwrap();
     drain(&mut nfcc);
     nfcc
 }
@@ -54,7 +55,10 @@ fn listen_a_activation_notifies_the_exact_pn7150_bytes() {
     assert_eq!(ntf.at, Instant::from_millis(5));
     assert_eq!(
         ntf.bytes,
-        [0x61, 0x05, 0x0C, 0x01, 0x02, 0x04, 0x80, 0xFF, 0x01, 0x00, 0x80, 0x00, 0x00, 0x01, 0x80]
+        [
+            0x61, 0x05, 0x0C, 0x01, 0x02, 0x04, 0x80, 0xFF, 0x01, 0x00, 0x80, 0x00, 0x00, 0x01,
+            0x80
+        ]
     );
     assert_eq!(ntf.bytes, RF_INTF_ACTIVATED_NTF_LISTEN_A);
     assert_eq!(nfcc.rf_state(), RfState::ListenActive);
@@ -66,7 +70,8 @@ fn listen_b_activation() {
     let mut nfcc = discovering(NfccConfig::pn7150());
     nfcc.reader_field(true, Instant::ZERO);
     drain(&mut nfcc);
-    nfcc.reader_activate(RfTechnology::NfcB, Instant::ZERO).unwrap();
+    nfcc.reader_activate(RfTechnology::NfcB, Instant::ZERO)
+        .unwrap();
     assert_eq!(
         drain(&mut nfcc),
         [vec![
@@ -98,7 +103,11 @@ fn activation_needs_field_discovery_listen_mode_and_mapping() {
         nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO),
         Err(RfError::NotDiscovering)
     );
-    exchange(&mut nfcc, &[0x21, 0x03, 0x03, 0x01, 0x80, 0x01], Instant::ZERO);
+    exchange(
+        &mut nfcc,
+        &[0x21, 0x03, 0x03, 0x01, 0x80, 0x01],
+        Instant::ZERO,
+    );
     assert_eq!(
         nfcc.reader_activate(RfTechnology::NfcB, Instant::ZERO),
         Err(RfError::NotListening(RfTechnology::NfcB))
@@ -117,7 +126,10 @@ fn activation_needs_field_discovery_listen_mode_and_mapping() {
         unmapped.reader_activate(RfTechnology::NfcA, Instant::ZERO),
         Err(RfError::IsoDepNotMapped)
     );
-    assert_eq!(nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO), Ok(()));
+    assert_eq!(
+        nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO),
+        Ok(())
+    );
     assert_eq!(
         nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO),
         Err(RfError::AlreadyActive)
@@ -139,7 +151,11 @@ fn c_apdu_reaches_the_dh_and_the_answer_returns_the_credit() {
     );
     // R-APDU 90 00 on conn 0; after it went over the air: CORE_CONN_CREDITS_NTF(conn 0, 1).
     assert_eq!(
-        exchange(&mut nfcc, &[0x00, 0x00, 0x02, 0x90, 0x00], Instant::from_micros(300)),
+        exchange(
+            &mut nfcc,
+            &[0x00, 0x00, 0x02, 0x90, 0x00],
+            Instant::from_micros(300)
+        ),
         [vec![0x60, 0x06, 0x03, 0x01, 0x00, 0x01]]
     );
     assert_eq!(
@@ -258,12 +274,16 @@ fn deactivation_by_the_reader_and_by_the_dh() {
         })
     ));
     // The reader wakes the card again.
-    nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO).unwrap();
+    nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO)
+        .unwrap();
     assert_eq!(drain(&mut nfcc), [RF_INTF_ACTIVATED_NTF_LISTEN_A.to_vec()]);
     // The DH deactivates to discovery: RSP, NTF(Discovery, DH request); the reader sees it.
     assert_eq!(
         exchange(&mut nfcc, &[0x21, 0x06, 0x01, 0x03], Instant::ZERO),
-        [vec![0x41, 0x06, 0x01, 0x00], vec![0x61, 0x06, 0x02, 0x03, 0x00]]
+        [
+            vec![0x41, 0x06, 0x01, 0x00],
+            vec![0x61, 0x06, 0x02, 0x03, 0x00]
+        ]
     );
     assert!(matches!(
         nfcc.poll_rf_event(),
@@ -274,7 +294,8 @@ fn deactivation_by_the_reader_and_by_the_dh() {
     ));
     assert_eq!(nfcc.rf_state(), RfState::Discovery);
     // Link loss from an active card: NTF(Discovery, RF link loss).
-    nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO).unwrap();
+    nfcc.reader_activate(RfTechnology::NfcA, Instant::ZERO)
+        .unwrap();
     drain(&mut nfcc);
     nfcc.reader_deactivate(DeactivationReason::RfLinkLoss, Instant::ZERO)
         .unwrap();

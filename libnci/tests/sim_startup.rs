@@ -2,9 +2,7 @@
 #![cfg(feature = "sim")]
 
 use libnci::sim::harness::TraceEntry;
-use libnci::sim::nfcc::{
-    PN7150_CORE_INIT_RSP, PN7150_CORE_RESET_RSP, PN7150_PROPRIETARY_ACT_RSP,
-};
+use libnci::sim::nfcc::{PN7150_CORE_INIT_RSP, PN7150_CORE_RESET_RSP, PN7150_PROPRIETARY_ACT_RSP};
 use libnci::sim::{
     nci2_setup, pn7150_setup, Direction, Harness, Nfcc, NfccConfig, RfState, ScriptedDh,
 };
@@ -68,7 +66,10 @@ fn pn7150_start_up_transcript() {
         (OUT, pn7150_setup()[5].clone()),
         (IN, vec![0x41, 0x01, 0x01, 0x00]),
         // RF_DISCOVER_CMD listen A, B, F / RSP.
-        (OUT, vec![0x21, 0x03, 0x07, 0x03, 0x80, 0x01, 0x81, 0x01, 0x82, 0x01]),
+        (
+            OUT,
+            vec![0x21, 0x03, 0x07, 0x03, 0x80, 0x01, 0x81, 0x01, 0x82, 0x01],
+        ),
         (IN, vec![0x41, 0x03, 0x01, 0x00]),
     ];
     assert_eq!(transcript(h.trace()), expected);
@@ -103,7 +104,9 @@ fn nci2_start_up_transcript() {
         // manufacturer 0, 4 octets of manufacturer information.
         (
             IN,
-            vec![0x60, 0x00, 0x09, 0x02, 0x01, 0x20, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00],
+            vec![
+                0x60, 0x00, 0x09, 0x02, 0x01, 0x20, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,
+            ],
         ),
         // NCI 2.0 CORE_INIT_CMD with two Feature Enable octets.
         (OUT, vec![0x20, 0x01, 0x02, 0x00, 0x00]),
@@ -130,7 +133,12 @@ fn nci2_start_up_transcript() {
     for pair in rest.chunks(2) {
         assert_eq!(pair[0].0, OUT);
         assert_eq!(pair[1].0, IN);
-        assert_eq!(pair[1].1[0], pair[0].1[0] + 0x20, "response to {:02X?}", pair[0].1);
+        assert_eq!(
+            pair[1].1[0],
+            pair[0].1[0] + 0x20,
+            "response to {:02X?}",
+            pair[0].1
+        );
         assert_eq!(pair[1].1[3], 0x00, "status OK for {:02X?}", pair[0].1);
     }
     assert_eq!(h.nfcc.rf_state(), RfState::Discovery);
@@ -157,12 +165,20 @@ fn commands_before_core_init_are_not_initialized() {
     let mut nfcc = Nfcc::pn7150();
     // RF_DISCOVER_CMD before CORE_INIT → RF_DISCOVER_RSP STATUS_NOT_INITIALIZED.
     assert_eq!(
-        exchange(&mut nfcc, &[0x21, 0x03, 0x03, 0x01, 0x80, 0x01], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x21, 0x03, 0x03, 0x01, 0x80, 0x01],
+            Instant::ZERO
+        ),
         [vec![0x41, 0x03, 0x01, 0x04]]
     );
     // CORE_SET_CONFIG_CMD too.
     assert_eq!(
-        exchange(&mut nfcc, &[0x20, 0x02, 0x04, 0x01, 0x80, 0x01, 0x01], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x20, 0x02, 0x04, 0x01, 0x80, 0x01, 0x01],
+            Instant::ZERO
+        ),
         [vec![0x40, 0x02, 0x01, 0x04]]
     );
     // CORE_INIT works straight after power-on, and a second one is a semantic error.
@@ -185,7 +201,11 @@ fn commands_before_core_init_are_not_initialized() {
 #[test]
 fn reset_keep_configuration_reports_kept() {
     let mut nfcc = initialized_pn7150();
-    exchange(&mut nfcc, &[0x20, 0x02, 0x04, 0x01, 0x80, 0x01, 0x01], Instant::ZERO);
+    exchange(
+        &mut nfcc,
+        &[0x20, 0x02, 0x04, 0x01, 0x80, 0x01, 0x01],
+        Instant::ZERO,
+    );
     assert_eq!(
         exchange(&mut nfcc, &[0x20, 0x00, 0x01, 0x00], Instant::ZERO),
         [vec![0x40, 0x00, 0x03, 0x00, 0x10, 0x00]]
@@ -244,7 +264,10 @@ fn routing_table_is_collected_across_more_and_capped_at_720() {
         exchange(&mut nfcc, &aid_routing(true, 12, 0), Instant::ZERO),
         [vec![0x41, 0x01, 0x01, 0x00]]
     );
-    assert!(nfcc.routing_table().is_empty(), "not committed before More = 0");
+    assert!(
+        nfcc.routing_table().is_empty(),
+        "not committed before More = 0"
+    );
     exchange(&mut nfcc, &aid_routing(true, 12, 12), Instant::ZERO);
     assert_eq!(
         exchange(&mut nfcc, &aid_routing(false, 12, 24), Instant::ZERO),
@@ -311,7 +334,10 @@ fn get_listen_mode_routing_returns_the_table_in_notifications() {
     let mut empty = initialized_pn7150();
     assert_eq!(
         exchange(&mut empty, &[0x21, 0x02, 0x00], Instant::ZERO),
-        [vec![0x41, 0x02, 0x01, 0x00], vec![0x61, 0x02, 0x02, 0x00, 0x00]]
+        [
+            vec![0x41, 0x02, 0x01, 0x00],
+            vec![0x61, 0x02, 0x02, 0x00, 0x00]
+        ]
     );
 }
 
@@ -331,19 +357,31 @@ fn set_and_get_config_with_invalid_parameters() {
     assert_eq!(nfcc.config_param(0xA05E), Some(&[0x01][..]));
     // Get LI_FWI and A0 5E.
     assert_eq!(
-        exchange(&mut nfcc, &[0x20, 0x03, 0x04, 0x02, 0x58, 0xA0, 0x5E], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x20, 0x03, 0x04, 0x02, 0x58, 0xA0, 0x5E],
+            Instant::ZERO
+        ),
         [vec![
             0x40, 0x03, 0x09, 0x00, 0x02, 0x58, 0x01, 0x08, 0xA0, 0x5E, 0x01, 0x01
         ]]
     );
     // Getting an unknown one: STATUS_INVALID_PARAM, listing it with length 0.
     assert_eq!(
-        exchange(&mut nfcc, &[0x20, 0x03, 0x03, 0x02, 0x58, 0x7F], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x20, 0x03, 0x03, 0x02, 0x58, 0x7F],
+            Instant::ZERO
+        ),
         [vec![0x40, 0x03, 0x04, 0x09, 0x01, 0x7F, 0x00]]
     );
     // A truncated TLV is a syntax error.
     assert_eq!(
-        exchange(&mut nfcc, &[0x20, 0x02, 0x03, 0x01, 0x58, 0x02], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x20, 0x02, 0x03, 0x01, 0x58, 0x02],
+            Instant::ZERO
+        ),
         [vec![0x40, 0x02, 0x02, 0x05, 0x00]]
     );
 }
@@ -363,7 +401,11 @@ fn nxp_parameters_live_in_eeprom_and_every_write_counts() {
     assert_eq!(nfcc.config_param(0xA00E), Some(&[0x02][..]));
     // NCI parameters do not count.
     exchange(&mut nfcc, &[0x20, 0x01, 0x00], Instant::ZERO);
-    exchange(&mut nfcc, &[0x20, 0x02, 0x04, 0x01, 0x80, 0x01, 0x01], Instant::ZERO);
+    exchange(
+        &mut nfcc,
+        &[0x20, 0x02, 0x04, 0x01, 0x80, 0x01, 0x01],
+        Instant::ZERO,
+    );
     assert_eq!(nfcc.eeprom_writes(), 2);
 }
 
@@ -387,18 +429,29 @@ fn discovery_state_machine() {
     );
     // RF_DISCOVER_MAP only in RFST_IDLE.
     assert_eq!(
-        exchange(&mut nfcc, &[0x21, 0x00, 0x04, 0x01, 0x04, 0x02, 0x02], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x21, 0x00, 0x04, 0x01, 0x04, 0x02, 0x02],
+            Instant::ZERO
+        ),
         [vec![0x41, 0x00, 0x01, 0x06]]
     );
     // Deactivate to idle: RSP, then RF_DEACTIVATE_NTF(Idle, DH request).
     assert_eq!(
         exchange(&mut nfcc, &[0x21, 0x06, 0x01, 0x00], Instant::ZERO),
-        [vec![0x41, 0x06, 0x01, 0x00], vec![0x61, 0x06, 0x02, 0x00, 0x00]]
+        [
+            vec![0x41, 0x06, 0x01, 0x00],
+            vec![0x61, 0x06, 0x02, 0x00, 0x00]
+        ]
     );
     assert_eq!(nfcc.rf_state(), RfState::Idle);
     // A malformed RF_DISCOVER_CMD (count disagrees) is a syntax error.
     assert_eq!(
-        exchange(&mut nfcc, &[0x21, 0x03, 0x03, 0x02, 0x80, 0x01], Instant::ZERO),
+        exchange(
+            &mut nfcc,
+            &[0x21, 0x03, 0x03, 0x02, 0x80, 0x01],
+            Instant::ZERO
+        ),
         [vec![0x41, 0x03, 0x01, 0x05]]
     );
 }

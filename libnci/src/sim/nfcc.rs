@@ -62,6 +62,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::vec::Vec;
 
+use super::bus::round_up_to_micros;
 use super::rf::RfTiming;
 use crate::time::{Duration, Instant};
 use crate::wire::routing::{RoutingEntries, RoutingEntryRepr, RoutingEntryType, RoutingMessage};
@@ -1176,10 +1177,9 @@ impl Nfcc {
         }
         // The packet goes over the air (a chained I-block while PBF is set) after whatever is
         // on the air already; its credit comes back when it is through.
-        let airtime = self
-            .config
-            .rf_timing
-            .map_or(Duration::ZERO, |rf| rf.response_time(technology, len));
+        let airtime = self.config.rf_timing.map_or(Duration::ZERO, |rf| {
+            round_up_to_micros(rf.response_time(technology, len))
+        });
         let done = now.max(self.rf_free_at) + airtime;
         self.rf_free_at = done;
         let epoch = self.epoch;
@@ -1344,10 +1344,9 @@ impl Nfcc {
         }
         conn.awaiting_response = true;
         let technology = conn.technology;
-        let airtime = self
-            .config
-            .rf_timing
-            .map_or(Duration::ZERO, |rf| rf.command_time(technology, apdu.len()));
+        let airtime = self.config.rf_timing.map_or(Duration::ZERO, |rf| {
+            round_up_to_micros(rf.command_time(technology, apdu.len()))
+        });
         let arrival = now.max(self.rf_free_at) + airtime;
         self.rf_free_at = arrival;
         let epoch = self.epoch;
