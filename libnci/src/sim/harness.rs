@@ -512,11 +512,11 @@ impl<A: CardApplet> DhEndpoint for ScriptedDh<A> {
         };
         let payload = packet.get(3..).unwrap_or_default();
         match (header.mt, header.id) {
-            (MessageType::Response, PacketId::Control { gid, oid }) => {
-                if self.awaiting == Some((gid, oid)) && !header.pbf {
-                    self.awaiting = None;
-                    self.next_command();
-                }
+            (MessageType::Response, PacketId::Control { gid, oid })
+                if self.awaiting == Some((gid, oid)) && !header.pbf =>
+            {
+                self.awaiting = None;
+                self.next_command();
             }
             // CORE_CONN_CREDITS_NTF: entries of (conn id, credits).
             (

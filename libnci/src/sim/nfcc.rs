@@ -41,8 +41,8 @@
 //! - A data packet the NFCC cannot take — no active RF connection, a connection other than the
 //!   static RF connection, no credit left, or no C-APDU outstanding for the card to answer — is
 //!   **discarded** and answered with CORE_INTERFACE_ERROR_NTF(`STATUS_REJECTED`, conn id).
-//! - Listen-mode routing: entries from several RF_SET_LISTEN_MODE_ROUTING_CMD messages (More =
-//!   1) are collected and replace the table when the last one (More = 0) arrives. When the
+//! - Listen-mode routing: entries from several RF_SET_LISTEN_MODE_ROUTING_CMD messages with
+//!   More set are collected and replace the table when the last one (More = 0) arrives. When the
 //!   collected entries exceed the capacity reported in CORE_INIT_RSP the command is answered
 //!   `STATUS_MESSAGE_SIZE_EXCEEDED` and the partial table dropped; the old table stays. The
 //!   PN7150 (NCI 1.0) refuses NCI 2.0 entry types and qualifiers with `STATUS_SYNTAX_ERROR`.
