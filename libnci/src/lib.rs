@@ -13,6 +13,7 @@
 //! - [`wire`]: packet layout only — header views, message `Repr`s, code spaces, configuration
 //!   TLVs, segmentation and reassembly.
 //! - [`time`]: the caller-supplied notion of time.
+//! - [`routing`]: the listen-mode routing table builder (default route = host).
 //!
 //! Without the default `std` feature the crate is `#![no_std]` and needs no allocator.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod apdu;
+pub mod routing;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod time;

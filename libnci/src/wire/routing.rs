@@ -1,5 +1,5 @@
 //! Listen-mode routing entries: the payload of RF_SET_LISTEN_MODE_ROUTING_CMD and NCI 2.0
-//! RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 §6.3.2, Tables 44–50; NCI 2.0 §6.3.2).
+//! RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 §6.3.2, Tables 46–50; NCI 2.0 §6.3.2).
 //!
 //! ```text
 //! More (1) | Number of Routing Entries (1) | Routing Entry [1..n]
@@ -613,7 +613,7 @@ impl<'a> Iterator for RoutingEntries<'a> {
 impl core::iter::FusedIterator for RoutingEntries<'_> {}
 
 /// The payload shared by RF_SET_LISTEN_MODE_ROUTING_CMD and NCI 2.0
-/// RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 §6.3.2, Table 45 "More field values").
+/// RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 §6.3.2, the "More" field values and the entry list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RoutingMessage<'a> {
     /// More: `true` (0x01) when further messages of the same table follow, `false` (0x00) for

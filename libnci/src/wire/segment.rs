@@ -20,7 +20,7 @@ use heapless::Vec;
 use super::header::MAX_PACKET_LEN;
 use super::{Error, Gid, HeaderRepr, MessageType, Packet, PacketId, Result, HEADER_LEN};
 
-/// Cuts one message into NCI packets (NCI 1.0 §3.5.1 "Segmentation").
+/// Cuts one message into NCI packets (NCI 1.0 §3.5, NCI 2.0 §3.5).
 ///
 /// Every packet carries the same message type and identity (GID/OID, or connection identifier
 /// and NCI 2.0 credits field); all but the last have PBF set. An empty payload is one empty
@@ -54,8 +54,8 @@ impl<'a> Segmenter<'a> {
     /// Prepare to segment `payload` as a message of type `mt` and identity `id`, at most
     /// `max_payload` octets per packet.
     ///
-    /// Errors: `BadValue` when `max_payload` is 0 (no packet could carry anything, NCI 1.0
-    /// §4.2 requires at least 32 for control and 1 for data), when `mt` and `id` disagree
+    /// Errors: `BadValue` when `max_payload` is 0 (no packet could carry anything; CORE_INIT_RSP
+    /// never reports 0 for control packets), when `mt` and `id` disagree
     /// (data type with a control identity or the reverse), when `mt` is not one of the four
     /// defined message types, or when a header field does not fit its bit width.
     pub fn new(
@@ -106,7 +106,7 @@ impl<'a> Segmenter<'a> {
     }
 
     /// Segment a data message on logical connection `conn_id`. `credits` is the NCI 2.0 CR
-    /// field (2 bits, NCI 2.0 §3.4.3), written unchanged into every packet; 0 under NCI 1.0.
+    /// field (2 bits, NCI 2.0 §3.4), written unchanged into every packet; 0 under NCI 1.0.
     pub fn data(
         conn_id: u8,
         credits: u8,
@@ -289,7 +289,7 @@ impl<const N: usize> DataSlot<N> {
     }
 }
 
-/// Reassembles NCI messages from packets (NCI 1.0 §3.5.2 "Reassembly").
+/// Reassembles NCI messages from packets (NCI 1.0 §3.5, NCI 2.0 §3.5).
 ///
 /// - Control and data messages are reassembled separately: the NFCC may send a notification
 ///   between two segments of a data message.
