@@ -543,8 +543,9 @@ impl Nfcc {
     }
 
     /// Preload a non-volatile NXP parameter (`0xA0xx`) as it would come from the factory,
-    /// without counting a write.
+    /// without counting a write. Values are cut to 255 octets, the most a parameter TLV holds.
     pub fn preset_eeprom(&mut self, id: u16, value: &[u8]) {
+        let value = value.get(..255).unwrap_or(value);
         self.eeprom.insert(id, value.to_vec());
     }
 
