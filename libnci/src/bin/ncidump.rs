@@ -498,12 +498,11 @@ impl Decoder {
                 obj.num("segments", segments as u64);
             }
             obj.hex("payload", payload);
-            obj.key("fields");
-            obj.out.push('{');
-            obj.need_comma = false;
-            let _ = msg.visit(&mut obj);
-            obj.out.push('}');
-            obj.need_comma = true;
+            // Writing into a String cannot fail.
+            let _ = obj
+                .record_begin("fields")
+                .and_then(|()| msg.visit(&mut obj))
+                .and_then(|()| obj.record_end());
             obj.finish()
         } else {
             format!(

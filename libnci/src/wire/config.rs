@@ -30,7 +30,7 @@
 
 use core::fmt;
 
-use super::message::{visit_param, visit_param_id, FieldVisitor, List, ListItem, Reader, Writer};
+use super::message::{FieldVisitor, HexBytes, List, ListItem, Reader, Value, Writer};
 use super::{Error, Result};
 
 open_enum! {
@@ -281,7 +281,7 @@ impl<'a> ListItem<'a> for ParamId {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        visit_param_id(self, v)
+        v.item(Value::Name(self))
     }
 }
 
@@ -548,7 +548,7 @@ impl fmt::Debug for ConfigParam<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigParam")
             .field("id", &self.id)
-            .field("value", &super::message::HexBytes(self.value()))
+            .field("value", &HexBytes(self.value()))
             .finish()
     }
 }
@@ -570,7 +570,10 @@ impl<'a> ListItem<'a> for ConfigParam<'a> {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        visit_param(self, v)
+        v.item_record_begin()?;
+        v.field("id", Value::Name(&self.id))?;
+        v.field("value", Value::Hex(self.value()))?;
+        v.record_end()
     }
 }
 

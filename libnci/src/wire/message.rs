@@ -40,7 +40,6 @@
 
 use core::fmt;
 
-use super::config::{ConfigParam, ParamId};
 use super::core::{
     CoreConnCloseCmd, CoreConnCreateCmd, CoreConnCreateRsp, CoreConnCreditsNtf,
     CoreGenericErrorNtf, CoreGetConfigCmd, CoreGetConfigRsp, CoreInitCmd, CoreInitRsp,
@@ -282,6 +281,12 @@ impl<'a, T: ListItem<'a>> List<'a, T> {
         })
     }
 
+    /// Read a count octet and that many items.
+    pub fn read_counted(r: &mut Reader<'a>) -> Result<List<'a, T>> {
+        let count = r.u8()?;
+        List::read(usize::from(count), r)
+    }
+
     /// Validate `bytes` as exactly `count` items and nothing else.
     pub fn parse(count: usize, bytes: &'a [u8]) -> Result<List<'a, T>> {
         let mut r = Reader::new(bytes);
@@ -343,6 +348,12 @@ impl<'a, T: ListItem<'a>> List<'a, T> {
             ListRepr::Wire { bytes, .. } => w.bytes(bytes),
             ListRepr::Items(items) => items.iter().try_for_each(|item| item.write(w)),
         }
+    }
+
+    /// Write the count octet and the items.
+    pub fn write_counted(&self, w: &mut Writer<'_>) -> Result<()> {
+        w.u8(self.count_u8()?)?;
+        self.write(w)
     }
 
     /// Describe the list as the field `key`.
@@ -610,39 +621,158 @@ impl FieldVisitor for TextFields<'_, '_> {
     }
 }
 
+/// Declares a payload made only of one-octet fields (a status, a code point, an identifier),
+/// with `parse`, `visit` and [`Emit`]. Each field names its key in the decoded output and how it
+/// renders: `name` (a code point's specification name), `num` (decimal) or `hex`.
+macro_rules! octet_fields {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                pub $field:ident: $ty:ty => $key:literal $render:ident,
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )+
+        }
+
+        impl $name {
+            /// Parse the payload: exactly one octet per field.
+            pub fn parse(payload: &[u8]) -> $crate::wire::Result<$name> {
+                let mut r = $crate::wire::message::Reader::new(payload);
+                let parsed = $name {
+                    $( $field: <$ty>::from(r.u8()?), )+
+                };
+                r.finish()?;
+                Ok(parsed)
+            }
+
+            /// Describe the fields.
+            pub fn visit(
+                &self,
+                v: &mut dyn $crate::wire::FieldVisitor,
+            ) -> ::core::fmt::Result {
+                $( $crate::wire::message::octet_fields!(@visit v $key $render self.$field); )+
+                Ok(())
+            }
+        }
+
+        impl $crate::wire::Emit for $name {
+            fn buffer_len(&self) -> usize {
+                [$( stringify!($field) ),+].len()
+            }
+
+            fn write(
+                &self,
+                w: &mut $crate::wire::message::Writer<'_>,
+            ) -> $crate::wire::Result<()> {
+                w.bytes(&[$( u8::from(self.$field) ),+])
+            }
+        }
+    };
+    (@visit $v:ident $key:literal name $value:expr) => {
+        $v.field($key, $crate::wire::Value::Name(&$value))?
+    };
+    (@visit $v:ident $key:literal num $value:expr) => {
+        $v.field($key, $crate::wire::Value::Num(u64::from(u8::from($value))))?
+    };
+    (@visit $v:ident $key:literal hex $value:expr) => {
+        $v.field($key, $crate::wire::Value::Hex(&[u8::from($value)]))?
+    };
+}
+pub(crate) use octet_fields;
+
+/// Declares a payload that is a counted list — a count octet and that many items — optionally
+/// after one leading octet that holds a code point (a status, a destination type), with
+/// `parse`, `visit` and [`Emit`].
+macro_rules! list_payload {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<$lt:lifetime> {
+            $(#[$hmeta:meta])*
+            pub $head:ident: $hty:ty => $hkey:literal,
+            $(#[$fmeta:meta])*
+            pub $field:ident: List<$lt2:lifetime, $item:ty> => $key:literal,
+        }
+    ) => {
+        $crate::wire::message::list_payload!(@emit $(#[$meta])* $name $lt
+            [$(#[$hmeta])* $head: $hty => $hkey]
+            $(#[$fmeta])* $field $lt2 $item => $key);
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<$lt:lifetime> {
+            $(#[$fmeta:meta])*
+            pub $field:ident: List<$lt2:lifetime, $item:ty> => $key:literal,
+        }
+    ) => {
+        $crate::wire::message::list_payload!(@emit $(#[$meta])* $name $lt
+            []
+            $(#[$fmeta])* $field $lt2 $item => $key);
+    };
+    (
+        @emit $(#[$meta:meta])* $name:ident $lt:lifetime
+        [$( $(#[$hmeta:meta])* $head:ident: $hty:ty => $hkey:literal )?]
+        $(#[$fmeta:meta])* $field:ident $lt2:lifetime $item:ty => $key:literal
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<$lt> {
+            $( $(#[$hmeta])* pub $head: $hty, )?
+            $(#[$fmeta])*
+            pub $field: $crate::wire::List<$lt2, $item>,
+        }
+
+        impl<$lt> $name<$lt> {
+            /// Parse the payload.
+            pub fn parse(payload: &$lt [u8]) -> $crate::wire::Result<$name<$lt>> {
+                let mut r = $crate::wire::message::Reader::new(payload);
+                $( let $head = <$hty>::from(r.u8()?); )?
+                let $field = $crate::wire::List::read_counted(&mut r)?;
+                r.finish()?;
+                Ok($name { $( $head, )? $field })
+            }
+
+            /// Describe the fields.
+            pub fn visit(
+                &self,
+                v: &mut dyn $crate::wire::FieldVisitor,
+            ) -> ::core::fmt::Result {
+                $( v.field($hkey, $crate::wire::Value::Name(&self.$head))?; )?
+                self.$field.visit($key, v)
+            }
+        }
+
+        impl $crate::wire::Emit for $name<'_> {
+            fn buffer_len(&self) -> usize {
+                <[&str]>::len(&[$( stringify!($head) )?]) + 1 + self.$field.buffer_len()
+            }
+
+            fn write(
+                &self,
+                w: &mut $crate::wire::message::Writer<'_>,
+            ) -> $crate::wire::Result<()> {
+                $( w.u8(u8::from(self.$head))?; )?
+                self.$field.write_counted(w)
+            }
+        }
+    };
+}
+pub(crate) use list_payload;
+
 // ---------------------------------------------------------------------------------------------
 // Payloads shared by several groups
 // ---------------------------------------------------------------------------------------------
 
-/// A response whose whole payload is a status octet (e.g. RF_DISCOVER_RSP, NCI 1.0 and 2.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StatusRsp {
-    /// Outcome of the command.
-    pub status: Status,
-}
-
-impl StatusRsp {
-    /// Parse a one-octet status payload.
-    pub fn parse(payload: &[u8]) -> Result<StatusRsp> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        r.finish()?;
-        Ok(StatusRsp { status })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))
-    }
-}
-
-impl Emit for StatusRsp {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))
+octet_fields! {
+    /// A response whose whole payload is a status octet (e.g. RF_DISCOVER_RSP, NCI 1.0 and 2.0).
+    pub struct StatusRsp {
+        /// Outcome of the command.
+        pub status: Status => "status" name,
     }
 }
 
@@ -1042,19 +1172,6 @@ impl fmt::Display for Message<'_> {
         f.write_str(self.name())?;
         self.visit(&mut TextFields::new(f, true))
     }
-}
-
-/// Describe a configuration parameter identifier as a list item.
-pub(crate) fn visit_param_id(id: &ParamId, v: &mut dyn FieldVisitor) -> fmt::Result {
-    v.item(Value::Name(id))
-}
-
-/// Describe a configuration parameter as a list item.
-pub(crate) fn visit_param(param: &ConfigParam<'_>, v: &mut dyn FieldVisitor) -> fmt::Result {
-    v.item_record_begin()?;
-    v.field("id", Value::Name(&param.id))?;
-    v.field("value", Value::Hex(param.value()))?;
-    v.record_end()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use super::message::{Emit, FieldVisitor, Reader, Value, Writer};
+use super::message::{octet_fields, Emit, FieldVisitor, Reader, Value, Writer};
 use super::{NciVersion, Result, Status};
 
 /// Opcodes of the NFCEE Management group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID
@@ -84,41 +84,13 @@ impl Emit for NfceeDiscoverCmd {
     }
 }
 
-/// NFCEE_DISCOVER_RSP: status and the number of NFCEEs that will be reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeDiscoverRsp {
-    /// Outcome.
-    pub status: Status,
-    /// How many NFCEE_DISCOVER_NTF follow.
-    pub number_of_nfcees: u8,
-}
-
-impl NfceeDiscoverRsp {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeDiscoverRsp> {
-        let mut r = Reader::new(payload);
-        let rsp = NfceeDiscoverRsp {
-            status: Status::from(r.u8()?),
-            number_of_nfcees: r.u8()?,
-        };
-        r.finish()?;
-        Ok(rsp)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))?;
-        v.field("nfcees", Value::Num(u64::from(self.number_of_nfcees)))
-    }
-}
-
-impl Emit for NfceeDiscoverRsp {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[u8::from(self.status), self.number_of_nfcees])
+octet_fields! {
+    /// NFCEE_DISCOVER_RSP: status and the number of NFCEEs that will be reported.
+    pub struct NfceeDiscoverRsp {
+        /// Outcome.
+        pub status: Status => "status" name,
+        /// How many NFCEE_DISCOVER_NTF follow.
+        pub number_of_nfcees: u8 => "nfcees" num,
     }
 }
 
@@ -198,112 +170,32 @@ open_enum! {
     }
 }
 
-/// NFCEE_MODE_SET_CMD: enable or disable an NFCEE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeModeSetCmd {
-    /// The NFCEE.
-    pub nfcee_id: u8,
-    /// Enable or disable.
-    pub mode: NfceeMode,
-}
-
-impl NfceeModeSetCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeModeSetCmd> {
-        let mut r = Reader::new(payload);
-        let cmd = NfceeModeSetCmd {
-            nfcee_id: r.u8()?,
-            mode: NfceeMode::from(r.u8()?),
-        };
-        r.finish()?;
-        Ok(cmd)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
-        v.field("mode", Value::Name(&self.mode))
+octet_fields! {
+    /// NFCEE_MODE_SET_CMD: enable or disable an NFCEE.
+    pub struct NfceeModeSetCmd {
+        /// The NFCEE.
+        pub nfcee_id: u8 => "nfcee_id" hex,
+        /// Enable or disable.
+        pub mode: NfceeMode => "mode" name,
     }
 }
 
-impl Emit for NfceeModeSetCmd {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[self.nfcee_id, u8::from(self.mode)])
+octet_fields! {
+    /// NCI 2.0 NFCEE_MODE_SET_NTF: the outcome of a mode change, once it completed.
+    pub struct NfceeModeSetNtf {
+        /// Outcome.
+        pub status: Status => "status" name,
     }
 }
 
-/// NCI 2.0 NFCEE_MODE_SET_NTF: the outcome of a mode change, once it completed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeModeSetNtf {
-    /// Outcome.
-    pub status: Status,
-}
-
-impl NfceeModeSetNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeModeSetNtf> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        r.finish()?;
-        Ok(NfceeModeSetNtf { status })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))
-    }
-}
-
-impl Emit for NfceeModeSetNtf {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))
-    }
-}
-
-/// NCI 2.0 NFCEE_STATUS_NTF: an NFCEE's status changed (0x00 unrecoverable error, 0x01
-/// initialisation started, 0x02 initialisation completed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeStatusNtf {
-    /// The NFCEE.
-    pub nfcee_id: u8,
-    /// The new status.
-    pub nfcee_status: u8,
-}
-
-impl NfceeStatusNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeStatusNtf> {
-        let mut r = Reader::new(payload);
-        let ntf = NfceeStatusNtf {
-            nfcee_id: r.u8()?,
-            nfcee_status: r.u8()?,
-        };
-        r.finish()?;
-        Ok(ntf)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
-        v.field("nfcee_status", Value::Num(u64::from(self.nfcee_status)))
-    }
-}
-
-impl Emit for NfceeStatusNtf {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[self.nfcee_id, self.nfcee_status])
+octet_fields! {
+    /// NCI 2.0 NFCEE_STATUS_NTF: an NFCEE's status changed (0x00 unrecoverable error, 0x01
+    /// initialisation started, 0x02 initialisation completed).
+    pub struct NfceeStatusNtf {
+        /// The NFCEE.
+        pub nfcee_id: u8 => "nfcee_id" hex,
+        /// The new status.
+        pub nfcee_status: u8 => "nfcee_status" num,
     }
 }
 

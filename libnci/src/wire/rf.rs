@@ -12,7 +12,10 @@
 
 use core::fmt;
 
-use super::message::{count_u8, Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value, Writer};
+use super::message::{
+    count_u8, list_payload, octet_fields, Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value,
+    Writer,
+};
 use super::{
     BitRate, DeactivationReason, DeactivationType, Error, Result, RfInterface, RfProtocol,
     RfTechMode,
@@ -124,37 +127,11 @@ impl<'a> ListItem<'a> for DiscoverMapping {
     }
 }
 
-/// RF_DISCOVER_MAP_CMD (NCI 1.0 and NCI 2.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RfDiscoverMapCmd<'a> {
-    /// The mappings.
-    pub mappings: List<'a, DiscoverMapping>,
-}
-
-impl<'a> RfDiscoverMapCmd<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<RfDiscoverMapCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let mappings = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(RfDiscoverMapCmd { mappings })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.mappings.visit("mappings", v)
-    }
-}
-
-impl Emit for RfDiscoverMapCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.mappings.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.mappings.count_u8()?)?;
-        self.mappings.write(w)
+list_payload! {
+    /// RF_DISCOVER_MAP_CMD (NCI 1.0 and NCI 2.0).
+    pub struct RfDiscoverMapCmd<'a> {
+        /// The mappings.
+        pub mappings: List<'a, DiscoverMapping> => "mappings",
     }
 }
 
@@ -186,8 +163,7 @@ impl<'a> ListenModeRouting<'a> {
             0x01 => true,
             _ => return Err(Error::BadValue),
         };
-        let count = r.u8()?;
-        let entries = List::read(usize::from(count), &mut r)?;
+        let entries = List::read_counted(&mut r)?;
         r.finish()?;
         Ok(ListenModeRouting { more, entries })
     }
@@ -220,8 +196,7 @@ impl Emit for ListenModeRouting<'_> {
 
     fn write(&self, w: &mut Writer<'_>) -> Result<()> {
         w.u8(u8::from(self.more))?;
-        w.u8(self.entries.count_u8()?)?;
-        self.entries.write(w)
+        self.entries.write_counted(w)
     }
 }
 
@@ -259,37 +234,11 @@ impl<'a> ListItem<'a> for DiscoverConfig {
     }
 }
 
-/// RF_DISCOVER_CMD (NCI 1.0 and NCI 2.0): start discovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RfDiscoverCmd<'a> {
-    /// What to poll and listen for.
-    pub configs: List<'a, DiscoverConfig>,
-}
-
-impl<'a> RfDiscoverCmd<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<RfDiscoverCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let configs = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(RfDiscoverCmd { configs })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.configs.visit("configs", v)
-    }
-}
-
-impl Emit for RfDiscoverCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.configs.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.configs.count_u8()?)?;
-        self.configs.write(w)
+list_payload! {
+    /// RF_DISCOVER_CMD (NCI 1.0 and NCI 2.0): start discovery.
+    pub struct RfDiscoverCmd<'a> {
+        /// What to poll and listen for.
+        pub configs: List<'a, DiscoverConfig> => "configs",
     }
 }
 
@@ -909,49 +858,15 @@ impl Emit for RfDiscoverNtf<'_> {
     }
 }
 
-/// RF_DISCOVER_SELECT_CMD (NCI 1.0 and NCI 2.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RfDiscoverSelectCmd {
-    /// The endpoint, from RF_DISCOVER_NTF.
-    pub discovery_id: u8,
-    /// The protocol to activate.
-    pub protocol: RfProtocol,
-    /// The interface to activate.
-    pub interface: RfInterface,
-}
-
-impl RfDiscoverSelectCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<RfDiscoverSelectCmd> {
-        let mut r = Reader::new(payload);
-        let cmd = RfDiscoverSelectCmd {
-            discovery_id: r.u8()?,
-            protocol: RfProtocol::from(r.u8()?),
-            interface: RfInterface::from(r.u8()?),
-        };
-        r.finish()?;
-        Ok(cmd)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("discovery_id", Value::Num(u64::from(self.discovery_id)))?;
-        v.field("protocol", Value::Name(&self.protocol))?;
-        v.field("interface", Value::Name(&self.interface))
-    }
-}
-
-impl Emit for RfDiscoverSelectCmd {
-    fn buffer_len(&self) -> usize {
-        3
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[
-            self.discovery_id,
-            u8::from(self.protocol),
-            u8::from(self.interface),
-        ])
+octet_fields! {
+    /// RF_DISCOVER_SELECT_CMD (NCI 1.0 and NCI 2.0).
+    pub struct RfDiscoverSelectCmd {
+        /// The endpoint, from RF_DISCOVER_NTF.
+        pub discovery_id: u8 => "discovery_id" num,
+        /// The protocol to activate.
+        pub protocol: RfProtocol => "protocol" name,
+        /// The interface to activate.
+        pub interface: RfInterface => "interface" name,
     }
 }
 
@@ -1058,74 +973,22 @@ impl Emit for RfIntfActivatedNtf<'_> {
     }
 }
 
-/// RF_DEACTIVATE_CMD (NCI 1.0 and NCI 2.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RfDeactivateCmd {
-    /// Where to go: idle, sleep, or back to discovery.
-    pub deactivation_type: DeactivationType,
-}
-
-impl RfDeactivateCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<RfDeactivateCmd> {
-        let mut r = Reader::new(payload);
-        let deactivation_type = DeactivationType::from(r.u8()?);
-        r.finish()?;
-        Ok(RfDeactivateCmd { deactivation_type })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("type", Value::Name(&self.deactivation_type))
+octet_fields! {
+    /// RF_DEACTIVATE_CMD (NCI 1.0 and NCI 2.0).
+    pub struct RfDeactivateCmd {
+        /// Where to go: idle, sleep, or back to discovery.
+        pub deactivation_type: DeactivationType => "type" name,
     }
 }
 
-impl Emit for RfDeactivateCmd {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.deactivation_type))
-    }
-}
-
-/// RF_DEACTIVATE_NTF (NCI 1.0 and NCI 2.0): the interface was deactivated (in card
-/// emulation: the reader left, or deselected us).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RfDeactivateNtf {
-    /// Where the RF state machine went.
-    pub deactivation_type: DeactivationType,
-    /// Why.
-    pub reason: DeactivationReason,
-}
-
-impl RfDeactivateNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<RfDeactivateNtf> {
-        let mut r = Reader::new(payload);
-        let ntf = RfDeactivateNtf {
-            deactivation_type: DeactivationType::from(r.u8()?),
-            reason: DeactivationReason::from(r.u8()?),
-        };
-        r.finish()?;
-        Ok(ntf)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("type", Value::Name(&self.deactivation_type))?;
-        v.field("reason", Value::Name(&self.reason))
-    }
-}
-
-impl Emit for RfDeactivateNtf {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[u8::from(self.deactivation_type), u8::from(self.reason)])
+octet_fields! {
+    /// RF_DEACTIVATE_NTF (NCI 1.0 and NCI 2.0): the interface was deactivated (in card
+    /// emulation: the reader left, or deselected us).
+    pub struct RfDeactivateNtf {
+        /// Where the RF state machine went.
+        pub deactivation_type: DeactivationType => "type" name,
+        /// Why.
+        pub reason: DeactivationReason => "reason" name,
     }
 }
 
@@ -1217,38 +1080,12 @@ impl Emit for RfNfceeActionNtf<'_> {
     }
 }
 
-/// RF_NFCEE_DISCOVERY_REQ_NTF (NCI 1.0 and NCI 2.0): NFCEEs asking to be discovered
-/// (TLVs: 0x00 add, 0x01 remove a discovery request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RfNfceeDiscoveryReqNtf<'a> {
-    /// The request TLVs.
-    pub requests: List<'a, Tlv<'a>>,
-}
-
-impl<'a> RfNfceeDiscoveryReqNtf<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<RfNfceeDiscoveryReqNtf<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let requests = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(RfNfceeDiscoveryReqNtf { requests })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.requests.visit("requests", v)
-    }
-}
-
-impl Emit for RfNfceeDiscoveryReqNtf<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.requests.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.requests.count_u8()?)?;
-        self.requests.write(w)
+list_payload! {
+    /// RF_NFCEE_DISCOVERY_REQ_NTF (NCI 1.0 and NCI 2.0): NFCEEs asking to be discovered
+    /// (TLVs: 0x00 add, 0x01 remove a discovery request).
+    pub struct RfNfceeDiscoveryReqNtf<'a> {
+        /// The request TLVs.
+        pub requests: List<'a, Tlv<'a>> => "requests",
     }
 }
 
