@@ -24,5 +24,7 @@
 pub mod apdu;
 pub mod controller;
 pub mod routing;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod wire;
