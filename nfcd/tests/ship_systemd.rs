@@ -283,3 +283,27 @@ fn ship_systemd_sysusers_creates_user_and_every_unit_group() {
         assert!(gid_of(g).is_some(), "group {g} not created");
     }
 }
+
+#[test]
+fn ship_systemd_modules_load_has_i2c_dev() {
+    let text = read("systemd/nfcd.modules-load");
+    let modules: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .collect();
+    for m in &modules {
+        assert!(
+            m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "modules-load.d takes one module name per line, not {m:?}"
+        );
+    }
+    // DeviceAllow=char-i2c only matches once i2c-dev has registered the "i2c" class.
+    assert_eq!(modules, ["i2c-dev"]);
+    let unit = unit_entries(&read("systemd/nfcd.service"));
+    assert!(values(&unit, "Service", "DeviceAllow").contains(&"char-i2c rw"));
+    assert!(values(&unit, "Unit", "After").iter().any(|v| v
+        .split_whitespace()
+        .any(|u| u == "systemd-modules-load.service")));
+}
