@@ -59,6 +59,28 @@ impl NotifyAddr {
 /// started by one (`NOTIFY_SOCKET` unset).
 ///
 /// Created once at start-up; every method is a single datagram send.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use nfcd::notify::Notifier;
+///
+/// let notifier = Notifier::from_env()?;
+/// // ... controller initialised, bus name owned ...
+/// notifier.ready()?;
+/// let mut pet = notifier.watchdog_interval().map(tokio::time::interval);
+/// loop {
+///     tokio::select! {
+///         _ = async {
+///             match pet.as_mut() {
+///                 Some(interval) => _ = interval.tick().await,
+///                 None => std::future::pending().await,
+///             }
+///         } => notifier.watchdog()?,
+///         // ... the daemon's other events ...
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Notifier {
     target: Option<(UnixDatagram, NotifyAddr)>,
