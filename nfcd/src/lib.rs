@@ -9,4 +9,6 @@ pub mod daemon;
 pub mod dbus;
 pub mod hce;
 pub mod logging;
+pub mod notify;
 pub mod transport;
+pub mod uevent;
