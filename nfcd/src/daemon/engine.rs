@@ -31,7 +31,10 @@ use crate::dbus::{
 use crate::hce::store::DefaultsStore;
 use crate::hce::{Action, Category, LockState, Registry, ServiceKey, Session};
 use crate::logging::NCI_TARGET;
+use crate::notify::Notifier;
+use crate::transport::spec::TransportSpec;
 use crate::transport::{AnyTransport, Packet, Transport, TransportError};
+use crate::uevent::{DeviceEvent, DeviceWatch, UeventSocket};
 
 /// First delay before reopening a transport or restarting a controller that gave up.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -110,6 +113,7 @@ pub struct Engine {
     retry: Option<(Instant, Retry)>,
     retry_delay: Duration,
     ready_once: bool,
+    notifier: Notifier,
 }
 
 impl Engine {
@@ -157,6 +161,10 @@ impl Engine {
             retry: Some((Instant::now(), Retry::Open)),
             retry_delay: FIRST_RETRY,
             ready_once: false,
+            notifier: Notifier::from_env().unwrap_or_else(|e| {
+                warn!("NOTIFY_SOCKET is set but unusable: {e}");
+                Notifier::disabled()
+            }),
         })
     }
 
@@ -174,6 +182,8 @@ impl Engine {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut transport: Option<AnyTransport> = None;
         let mut inflight: Option<InFlight> = None;
+        let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
+        let mut devices = DeviceWatches::new(&self.config.transport);
         loop {
             if transport.is_none() {
                 self.maybe_open(&mut transport).await;
@@ -221,9 +231,34 @@ impl Engine {
                 Some(req) = self.requests.manager.recv() => self.on_manager(req, &mut inflight).await,
                 Some(req) = self.requests.adapter.recv() => self.on_adapter(req).await,
                 Some(gone) = self.gone.recv() => self.on_owner_gone(gone, &mut inflight).await,
+                _ = tick(watchdog.as_mut()) => {
+                    let _ = self.notifier.watchdog();
+                }
+                event = devices.next() => match event {
+                    DeviceEvent::Removed => {
+                        if transport.is_some() {
+                            self.transport_failed(
+                                TransportError::Closed { context: "device removed".into(), partial: 0 },
+                                &mut transport,
+                                &mut inflight,
+                            ).await;
+                        }
+                        // Wait for the device to come back rather than polling for it.
+                        self.retry = None;
+                        self.status("controller device removed; waiting for it to come back");
+                    }
+                    DeviceEvent::Added => {
+                        if transport.is_none() {
+                            info!("controller device is back");
+                            self.retry_delay = FIRST_RETRY;
+                            self.retry = Some((Instant::now(), Retry::Open));
+                        }
+                    }
+                },
             }
         }
         info!("stopping");
+        let _ = self.notifier.stopping();
         if let Some(tap) = self.tap.take() {
             self.end_tap(tap, "shutdown");
         }
@@ -241,6 +276,7 @@ impl Engine {
         match AnyTransport::open(&self.config.transport).await {
             Ok(t) => {
                 info!("transport {} open", t.describe());
+                self.status(&format!("initialising the controller on {}", t.describe()));
                 *transport = Some(t);
                 self.retry = None;
                 self.retry_delay = FIRST_RETRY;
@@ -254,6 +290,10 @@ impl Engine {
                     self.config.transport,
                     self.retry_delay.as_millis()
                 );
+                self.status(&format!(
+                    "cannot open {}: {e}; retrying",
+                    self.config.transport
+                ));
                 self.schedule(Retry::Open);
             }
         }
@@ -341,6 +381,9 @@ impl Engine {
                 info!("routing table programmed: {mode} mode, {used} of {capacity} bytes");
             }
             OwnedEvent::Reinitializing(cause, attempt, delay) => {
+                self.status(&format!(
+                    "re-initialising the controller (attempt {attempt})"
+                ));
                 warn!(
                     "controller re-initialising (attempt {attempt}, in {} ms): {}",
                     delay.as_millis(),
@@ -387,7 +430,18 @@ impl Engine {
                 s.routing_table = routing;
             })
             .await;
+        if !self.ready_once {
+            let _ = self.notifier.ready();
+        }
+        self.status(&format!(
+            "listening; {} service(s) registered",
+            self.registry.services().count()
+        ));
         self.ready_once = true;
+    }
+
+    fn status(&self, text: &str) {
+        let _ = self.notifier.status(text);
     }
 
     fn on_activated(&mut self, activation: Activation) {
@@ -873,6 +927,86 @@ async fn answer(inflight: &mut Option<InFlight>) -> Result<Vec<u8>, AppFailure> 
     match inflight {
         Some(call) => call.fut.as_mut().await,
         None => std::future::pending().await,
+    }
+}
+
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Kernel uevents for the transport's device nodes (the UART tty, or the I²C bus and GPIO
+/// chips). Without a device node (TCP, sim) or without a uevent socket nothing is reported.
+struct DeviceWatches {
+    socket: Option<UeventSocket>,
+    watches: Vec<DeviceWatch>,
+}
+
+impl DeviceWatches {
+    fn new(spec: &TransportSpec) -> DeviceWatches {
+        let nodes: Vec<std::path::PathBuf> = match spec {
+            TransportSpec::Uart(u) => vec![u.device.clone()],
+            TransportSpec::I2c(i) => {
+                let mut nodes = vec![i.device.clone()];
+                nodes.push(gpiochip_node(&i.irq.chip));
+                if let Some(ven) = &i.ven {
+                    nodes.push(gpiochip_node(&ven.chip));
+                }
+                nodes
+            }
+            _ => Vec::new(),
+        };
+        let watches: Vec<DeviceWatch> = nodes
+            .iter()
+            .filter_map(|n| match DeviceWatch::new(n) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    debug!("not watching {}: {e}", n.display());
+                    None
+                }
+            })
+            .collect();
+        let socket = if watches.is_empty() {
+            None
+        } else {
+            match UeventSocket::open() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!("cannot watch device hotplug (kernel uevents): {e}");
+                    None
+                }
+            }
+        };
+        DeviceWatches { socket, watches }
+    }
+
+    /// The next added/removed event for a watched node.
+    async fn next(&mut self) -> DeviceEvent {
+        let Some(socket) = self.socket.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            match socket.next().await {
+                Ok(event) => {
+                    if let Some(e) = self.watches.iter().find_map(|w| w.classify(&event)) {
+                        return e;
+                    }
+                }
+                Err(e) => debug!("uevent: {e}"),
+            }
+        }
+    }
+}
+
+fn gpiochip_node(chip: &str) -> std::path::PathBuf {
+    if chip.starts_with('/') {
+        std::path::PathBuf::from(chip)
+    } else {
+        std::path::Path::new("/dev").join(chip)
     }
 }
 
