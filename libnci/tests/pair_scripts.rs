@@ -421,3 +421,51 @@ fn a_long_response_crosses_two_data_packets_with_a_credit_round_trip() {
         );
     }
 }
+
+/// The command's data field and 90 00.
+fn echo(command: &[u8]) -> Vec<u8> {
+    let mut rsp = command.get(7..).unwrap_or_default().to_vec();
+    rsp.extend_from_slice(&[0x90, 0x00]);
+    rsp
+}
+
+#[test]
+fn an_extended_length_exchange_is_three_packets_each_way() {
+    for profile in PROFILES {
+        let mut h = ready(profile, Config::default(), echo as fn(&[u8]) -> Vec<u8>);
+        let since = h.trace().len();
+        // UPDATE BINARY, extended Lc = 600 (00 02 58): 607 octets.
+        let mut command = vec![0x00, 0xD6, 0x00, 0x00, 0x00, 0x02, 0x58];
+        command.extend((0..600u16).map(|i| (i % 256) as u8));
+        let script = Script {
+            name: "update-binary".into(),
+            steps: vec![Step::send(command.clone(), Expect::OK)],
+        };
+        let report = tap(&mut h, script, RfTechnology::NfcA);
+        assert_eq!(report.outcome, TapOutcome::Completed, "{profile:?}");
+        assert_eq!(report.apdus[0].rsp, echo(&command));
+        // The host got the command whole, reassembled from 255 + 255 + 97 octets.
+        assert_eq!(h.dh.exchanges()[0].command, command);
+        let data = |direction| -> Vec<[u8; 3]> {
+            h.trace()[since..]
+                .iter()
+                .filter(|e| e.direction == direction && e.bytes[0] & 0xE0 == 0x00)
+                .map(|e| [e.bytes[0], e.bytes[1], e.bytes[2]])
+                .collect()
+        };
+        assert_eq!(
+            data(Direction::NfccToDh),
+            [[0x10, 0x00, 0xFF], [0x10, 0x00, 0xFF], [0x00, 0x00, 0x61]]
+        );
+        // The 602-octet answer: 255 + 255 + 92 octets, each after a credit came back.
+        assert_eq!(
+            data(Direction::DhToNfcc),
+            [[0x10, 0x00, 0xFF], [0x10, 0x00, 0xFF], [0x00, 0x00, 0x5C]]
+        );
+        let credits = h.trace()[since..]
+            .iter()
+            .filter(|e| e.bytes == [0x60, 0x06, 0x03, 0x01, 0x00, 0x01])
+            .count();
+        assert_eq!(credits, 3, "one CORE_CONN_CREDITS_NTF per packet sent");
+    }
+}
