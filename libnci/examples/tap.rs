@@ -173,7 +173,8 @@ fn run(options: &Options, out: &mut String) -> Result<bool, String> {
     })?;
     let mut nfcc = NfccConfig::new(options.profile);
     nfcc.rf_timing = Some(RfTiming::default());
-    let dh = ControllerDh::new(Config::default(), HostApps::demo(BALANCE));
+    let dh = ControllerDh::new(Config::default(), HostApps::demo(BALANCE))
+        .with_session_end(|host, _| host.end_session());
     let mut h = match options.bus {
         Some((speed, _)) => Harness::with_bus(dh, Nfcc::new(nfcc), speed),
         None => Harness::new(dh, Nfcc::new(nfcc)),

@@ -53,7 +53,8 @@ fn share(part: Duration, whole: Duration) -> f64 {
 fn run(script: fn() -> Script, profile: Profile, speed: BusSpeed, hz: u64) {
     let mut nfcc = NfccConfig::new(profile);
     nfcc.rf_timing = Some(RfTiming::default());
-    let dh = ControllerDh::new(Config::default(), HostApps::demo(1_000));
+    let dh = ControllerDh::new(Config::default(), HostApps::demo(1_000))
+        .with_session_end(|host, _| host.end_session());
     let mut h = Harness::with_bus(dh, Nfcc::new(nfcc), speed);
     h.run_until_idle().unwrap();
     let startup = *h.bus_stats().unwrap();

@@ -187,7 +187,9 @@ fn host() -> HostApps {
 }
 
 fn pair(profile: Profile) -> Pair {
-    let dh = ControllerDh::new(Config::default(), host()).with_answer_delay(ANSWER_DELAY);
+    let dh = ControllerDh::new(Config::default(), host())
+        .with_answer_delay(ANSWER_DELAY)
+        .with_session_end(|host, _| host.end_session());
     Harness::new(dh, Watched::new(profile))
 }
 
@@ -406,6 +408,8 @@ fn startup_cases(config: &Config) -> Vec<Case> {
             Detection::CommandTimeout,
             2,
         ),
+        // The third command never reaches the controller: no response either.
+        case(Fault::DropCommand, Detection::CommandTimeout, 1),
         case(Fault::CorruptHeader, Detection::Immediate, 1),
         case(Fault::WrongLength, Detection::Immediate, 1),
         case(Fault::SpuriousCoreResetNtf, Detection::Immediate, 1),

@@ -47,8 +47,14 @@ fn ready<A: CardApplet>(profile: Profile, config: Config, applet: A) -> Pair<A> 
     h
 }
 
+/// The demo host (EMV, transit and sweep applications); a selection lasts one session.
 fn host(profile: Profile) -> Pair<HostApps> {
-    ready(profile, Config::default(), HostApps::demo(BALANCE))
+    let dh = ControllerDh::new(Config::default(), HostApps::demo(BALANCE))
+        .with_session_end(|host, _| host.end_session());
+    let mut h = Harness::new(dh, Nfcc::new(NfccConfig::new(profile)));
+    h.run_until_idle().unwrap();
+    assert_eq!(h.dh.controller().state(), State::Discovery, "{profile:?}");
+    h
 }
 
 /// Run one tap to its end and let the NFCC's last notifications reach the controller.
@@ -209,7 +215,9 @@ fn sweep_of_256_selects_in_one_activation() {
             }
             let card = h.dh.applet().applet::<SweepCard>("sweep").unwrap();
             assert_eq!(card.selects(), 256);
-            assert_eq!(h.dh.applet().selected(), Some("sweep"));
+            assert_eq!(h.dh.applet().apdus_for("sweep"), 256);
+            // The session is over: so is the selection.
+            assert_eq!(h.dh.applet().selected(), None);
             apdus_crossed_unchanged(&h, &report, exchanges);
             one_clean_session(&h, events, technology);
         }

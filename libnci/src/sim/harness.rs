@@ -30,7 +30,7 @@ use super::nfcc::{NfccEndpoint, RX_CAPACITY};
 use super::reader::{Reader, TapReport};
 use super::scripts::{Hex, PPSE, TRANSIT_AID};
 use crate::apdu::{select_by_df_name, CommandApdu, StatusWord};
-use crate::controller::{Config, Controller, Event, ListenTechs, SendError, State};
+use crate::controller::{Config, Controller, Deactivation, Event, ListenTechs, SendError, State};
 use crate::routing::{Aid, AidMatch, RoutingRule, MAX_RULES};
 use crate::time::{Duration, Instant};
 use crate::wire::segment::{Reassembler, Segmenter};
@@ -709,6 +709,8 @@ pub struct ControllerDh<A> {
     controller: Box<Controller>,
     applet: A,
     answer_delay: Duration,
+    /// Called when a card session ends (e.g. [`HostApps::end_session`]).
+    session_end: Option<fn(&mut A, Deactivation)>,
     /// Answers waiting for their delay: when due, and the index of the exchange.
     answers: VecDeque<(Instant, usize)>,
     now: Instant,
@@ -737,6 +739,7 @@ impl<A: CardApplet> ControllerDh<A> {
             controller: Box::new(Controller::new(config)),
             applet,
             answer_delay: Duration::ZERO,
+            session_end: None,
             answers: VecDeque::new(),
             now: Instant::ZERO,
             records: Vec::new(),
@@ -752,6 +755,14 @@ impl<A: CardApplet> ControllerDh<A> {
     /// The host takes `delay` to answer each command APDU.
     pub fn with_answer_delay(mut self, delay: Duration) -> ControllerDh<A> {
         self.answer_delay = delay;
+        self
+    }
+
+    /// Tell the applet when a card session ends ([`Event::Deactivated`]), e.g.
+    /// `|host: &mut HostApps, _| host.end_session()`: a selection lasts one session
+    /// (ISO/IEC 7816-4 §7.1).
+    pub fn with_session_end(mut self, hook: fn(&mut A, Deactivation)) -> ControllerDh<A> {
+        self.session_end = Some(hook);
         self
     }
 
@@ -848,6 +859,9 @@ impl<A: CardApplet> ControllerDh<A> {
             let command = match event {
                 Event::Data(apdu) => apdu.to_vec(),
                 other => {
+                    if let (Event::Deactivated(how), Some(hook)) = (other, self.session_end) {
+                        hook(&mut self.applet, how);
+                    }
                     if let Some(event) = owned_event(other) {
                         self.records.push(DhRecord {
                             at: self.now,
@@ -1048,7 +1062,7 @@ impl HostApps {
             .map_or(0, |a| a.apdus)
     }
 
-    /// Forget the selection: the card session ended.
+    /// Forget the selection: the card session ended (see [`ControllerDh::with_session_end`]).
     pub fn end_session(&mut self) {
         self.selected = None;
     }
