@@ -1117,3 +1117,112 @@ impl CardApplet for HostApps {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scripts::{select_aid, sweep_aid, TRANSIT_READ_BALANCE, UNKNOWN_AID};
+
+    fn sw(response: &[u8]) -> Option<StatusWord> {
+        StatusWord::from_response(response)
+    }
+
+    #[test]
+    fn host_apps_route_by_the_selected_aid() {
+        let mut host = HostApps::demo(500);
+        // Before any selection: 6F00.
+        assert_eq!(
+            sw(&host.process(&TRANSIT_READ_BALANCE)),
+            Some(StatusWord::NO_PRECISE_DIAGNOSIS)
+        );
+        // The transit application answers its SELECT with its FCI and stays selected.
+        assert_eq!(
+            sw(&host.process(&select_aid(&TRANSIT_AID))),
+            Some(StatusWord::NO_ERROR)
+        );
+        assert_eq!(host.selected(), Some("transit"));
+        assert_eq!(
+            host.process(&TRANSIT_READ_BALANCE),
+            [0x00, 0x00, 0x01, 0xF4, 0x90, 0x00]
+        );
+        // An unknown AID: 6A82 from the host, the selection unchanged.
+        assert_eq!(
+            sw(&host.process(&select_aid(&UNKNOWN_AID))),
+            Some(StatusWord::FILE_NOT_FOUND)
+        );
+        assert_eq!(host.selected(), Some("transit"));
+        assert_eq!(host.apdus_for("transit"), 2);
+        // A prefix registration takes every longer AID starting with it.
+        assert_eq!(
+            sw(&host.process(&select_aid(&sweep_aid(7)))),
+            Some(StatusWord::NO_ERROR)
+        );
+        assert_eq!(host.selected(), Some("sweep"));
+        assert_eq!(
+            host.applet::<SweepCard>("sweep").map(SweepCard::selects),
+            Some(1)
+        );
+        assert!(host.applet::<TransitCard>("sweep").is_none());
+        host.end_session();
+        assert_eq!(host.selected(), None);
+    }
+
+    #[test]
+    fn the_longest_registered_aid_wins_and_exact_beats_prefix() {
+        let aid = |bytes: &[u8]| Aid::new(bytes).unwrap();
+        let named = |name: &'static str| move |_: &[u8]| name.as_bytes().to_vec();
+        let mut host = HostApps::new();
+        host.register(
+            "short",
+            [(aid(&[0xA0, 0, 0, 0, 4]), AidMatch::Prefix)],
+            named("short"),
+        );
+        host.register(
+            "long",
+            [(aid(&[0xA0, 0, 0, 0, 4, 0x10]), AidMatch::Prefix)],
+            named("long"),
+        );
+        host.register(
+            "exact",
+            [(aid(&[0xA0, 0, 0, 0, 4, 0x10]), AidMatch::Exact)],
+            named("exact"),
+        );
+        host.register(
+            "subset",
+            [(aid(&[0xB0, 1, 2, 3, 4, 5, 6, 7]), AidMatch::Subset)],
+            named("subset"),
+        );
+        let select = |host: &mut HostApps, name: &[u8]| host.process(&select_aid(name));
+        assert_eq!(select(&mut host, &[0xA0, 0, 0, 0, 4, 0x10]), b"exact");
+        assert_eq!(select(&mut host, &[0xA0, 0, 0, 0, 4, 0x10, 0x10]), b"long");
+        assert_eq!(select(&mut host, &[0xA0, 0, 0, 0, 4, 0x20]), b"short");
+        // A truncated name reaches the application registered with the whole AID.
+        assert_eq!(select(&mut host, &[0xB0, 1, 2, 3, 4]), b"subset");
+        assert_eq!(
+            sw(&select(&mut host, &[0xA0, 0, 0, 0, 3])),
+            Some(StatusWord::FILE_NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn controller_dh_answers_the_first_command_of_a_pn7150() {
+        let dh = ControllerDh::new(Config::default(), HostApps::demo(0));
+        let mut h = Harness::new(dh, crate::sim::Nfcc::pn7150());
+        h.run_until_idle().unwrap();
+        assert_eq!(h.trace()[0].bytes, [0x20, 0x00, 0x01, 0x01]);
+        assert_eq!(h.dh.controller().state(), State::Discovery);
+        assert_eq!(h.dh.last_ready_at(), Some(Instant::ZERO));
+        // Every packet it sent was counted; no timer fired on a healthy start-up.
+        let sent = h
+            .trace()
+            .iter()
+            .filter(|e| e.direction == Direction::DhToNfcc)
+            .count();
+        assert_eq!(h.dh.transmits(), sent as u64);
+        assert_eq!(h.dh.timeouts(), 0);
+        assert_eq!(
+            h.dh.timeline().last().map(|t| t.state),
+            Some(State::Discovery)
+        );
+    }
+}
