@@ -719,10 +719,15 @@ fn link_loss_mid_apdu_ends_the_session_without_a_reset() {
         assert!(!records
             .iter()
             .any(|r| matches!(r.event, Event::Reinitializing { .. })));
-        // The host finished READ BALANCE after the reader had gone: refused, nothing sent.
+        // The host was still working on READ BALANCE when the reader left: its answer is
+        // dropped with the session, and no data packet goes out after the loss.
         let last = h.dh.exchanges().last().unwrap();
         assert_eq!(last.command, scripts::TRANSIT_READ_BALANCE);
         assert_eq!(last.sent, Err(SendError::NoSession));
+        assert_eq!(last.answered_at, fault_at);
+        assert!(!h.trace().iter().any(|e| e.direction == Direction::DhToNfcc
+            && e.bytes[0] & 0xE0 == 0x00
+            && e.sent_at >= fault_at));
         assert_eq!(h.dh.controller().state(), State::Discovery);
         assert_eq!(h.nfcc.nfcc().routing_table(), routing, "{label}");
         next_tap_succeeds(&mut h, &label);

@@ -646,10 +646,12 @@ pub struct HostExchange {
     pub command: Vec<u8>,
     /// The applet's response APDU.
     pub response: Vec<u8>,
-    /// When it was handed to [`Controller::send_data`].
+    /// When it was handed to [`Controller::send_data`], or dropped because the session ended
+    /// while the host was still working on it.
     pub answered_at: Instant,
-    /// What [`Controller::send_data`] said (e.g. [`SendError::NoSession`] when the reader left
-    /// while the host was working).
+    /// What [`Controller::send_data`] said; [`SendError::NoSession`] also for an answer
+    /// dropped because the session ended first (it must never answer the next session's
+    /// command).
     pub sent: Result<(), SendError>,
 }
 
@@ -859,14 +861,8 @@ impl<A: CardApplet> ControllerDh<A> {
             let command = match event {
                 Event::Data(apdu) => apdu.to_vec(),
                 other => {
-                    if let (Event::Deactivated(how), Some(hook)) = (other, self.session_end) {
-                        hook(&mut self.applet, how);
-                    }
                     if let Some(event) = owned_event(other) {
-                        self.records.push(DhRecord {
-                            at: self.now,
-                            event,
-                        });
+                        self.record(event);
                     }
                     continue;
                 }
@@ -898,6 +894,29 @@ impl<A: CardApplet> ControllerDh<A> {
             .is_none_or(|last| (last.state, last.timeout) != (entry.state, entry.timeout));
         if changed {
             self.timeline.push(entry);
+        }
+    }
+
+    fn record(&mut self, event: Event<'static>) {
+        if let Event::Deactivated(how) = event {
+            self.drop_answers();
+            if let Some(hook) = self.session_end {
+                hook(&mut self.applet, how);
+            }
+        }
+        self.records.push(DhRecord {
+            at: self.now,
+            event,
+        });
+    }
+
+    /// The session ended: answers still being worked on have nobody to go to.
+    fn drop_answers(&mut self) {
+        for (_, index) in core::mem::take(&mut self.answers) {
+            if let Some(exchange) = self.exchanges.get_mut(index) {
+                exchange.answered_at = self.now;
+                exchange.sent = Err(SendError::NoSession);
+            }
         }
     }
 
