@@ -477,3 +477,84 @@ fn an_extended_length_exchange_is_three_packets_each_way() {
         assert_eq!(credits, 3, "one CORE_CONN_CREDITS_NTF per packet sent");
     }
 }
+
+#[test]
+fn routes_changed_during_a_tap_are_programmed_after_it() {
+    use libnci::routing::{Aid, AidMatch, RoutingRule};
+    use libnci::wire::routing::PowerState;
+
+    for profile in PROFILES {
+        let mut h = host(profile);
+        let since = h.trace().len();
+        let config = ReaderConfig {
+            think_time: libnci::time::Duration::from_millis(1),
+            ..ReaderConfig::default()
+        };
+        h.begin_tap(Reader::new(scripts::transit(), config.clone()));
+        // Mid-tap: the SELECT has been answered, READ BALANCE is a think time away.
+        h.run_for(config.activation_time + config.think_time / 2)
+            .unwrap();
+        assert_eq!(h.dh.controller().state(), State::Active);
+        // Ten payment AIDs (prefix match) to a secure element, NFCEE 0x02.
+        let mut routes = h.dh.controller().config().routes.clone();
+        for i in 0..10u8 {
+            let aid = Aid::new(&[0xA0, 0x00, 0x00, 0x00, 0x99, i]).unwrap();
+            let rule = RoutingRule::Aid {
+                route: 0x02,
+                power_state: PowerState::SWITCHED_ON,
+                aid,
+                matching: AidMatch::Prefix,
+            };
+            routes.push(rule).unwrap();
+        }
+        h.dh.set_routes(routes, h.now());
+        let report = h.finish_tap().unwrap();
+        h.run_until_idle().unwrap();
+        assert_eq!(report.outcome, TapOutcome::Completed, "{profile:?}");
+
+        // Nothing was sent while the reader was there; then discovery stopped, the table went
+        // out, and discovery started again.
+        let end = report.field_on_at + report.total;
+        let commands: Vec<&[u8]> = h.trace()[since..]
+            .iter()
+            .filter(|e| e.direction == Direction::DhToNfcc && e.bytes[0] & 0xE0 == 0x20)
+            .map(|e| {
+                assert!(e.sent_at >= end, "{profile:?}: a command during the tap");
+                e.bytes.as_slice()
+            })
+            .collect();
+        assert_eq!(commands.first(), Some(&&[0x21, 0x06, 0x01, 0x00][..]));
+        assert_eq!(
+            commands.last(),
+            Some(&&[0x21, 0x03, 0x05, 0x02, 0x80, 0x01, 0x81, 0x01][..])
+        );
+        assert!(commands[1..commands.len() - 1]
+            .iter()
+            .all(|c| c.starts_with(&[0x21, 0x01])));
+        // The NFCC holds exactly the entries the controller reports: ten AID entries first,
+        // then ISO-DEP, NFC-A and NFC-B to the host. NCI 1.0 has no prefix qualifier: the
+        // PN7150 gets exact AID entries (type 02), NCI 2.0 prefix ones (type 12).
+        let table = h.dh.controller().routing().unwrap();
+        assert_eq!(table.mode(), RoutingMode::Mixed);
+        let mut held = Vec::new();
+        for entry in table.entries() {
+            let mut buf = [0u8; 32];
+            let len = entry.buffer_len();
+            entry.emit(&mut buf[..len]).unwrap();
+            held.extend_from_slice(&buf[..len]);
+        }
+        assert_eq!(h.nfcc.routing_table(), held, "{profile:?}");
+        let aid_type = match profile {
+            Profile::Pn7150 => 0x02,
+            Profile::Nci2 => 0x12,
+        };
+        assert_eq!(
+            &h.nfcc.routing_table()[..10],
+            &[aid_type, 0x08, 0x02, 0x01, 0xA0, 0x00, 0x00, 0x00, 0x99, 0x00]
+        );
+        assert_eq!(&h.nfcc.routing_table()[10 * 10..], HOST_ROUTING);
+        // And the next tap goes to the host as before.
+        let report = tap(&mut h, scripts::transit(), RfTechnology::NfcA);
+        assert_eq!(report.outcome, TapOutcome::Completed);
+    }
+}
