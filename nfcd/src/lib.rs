@@ -8,4 +8,5 @@ pub mod config;
 pub mod dbus;
 pub mod hce;
 pub mod logging;
+pub mod simhost;
 pub mod transport;
