@@ -221,6 +221,8 @@ struct Core {
     power_cycles: u64,
     packets_from_host: u64,
     packets_to_host: u64,
+    /// Octets read from the host's stream, whole packets or not.
+    bytes_from_host: u64,
     taps: u64,
 }
 
@@ -241,6 +243,7 @@ impl Core {
             power_cycles: 0,
             packets_from_host: 0,
             packets_to_host: 0,
+            bytes_from_host: 0,
             taps: 0,
         }
     }
@@ -612,6 +615,7 @@ where
                         rx.commit(n);
                         let mut core = shared.lock();
                         let now = shared.now();
+                        core.bytes_from_host += n as u64;
                         while let Some(packet) = rx.take_packet().map_err(|e| SimError::Io {
                             context: "reading from the host".to_owned(),
                             source: io::Error::other(e.to_string()),
@@ -619,6 +623,8 @@ where
                             tracing::trace!("host → virtual controller: {}", Hex(&packet));
                             core.host_packet(&packet, now);
                         }
+                        drop(core);
+                        shared.publish();
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(SimError::io("reading from the host")(e)),
@@ -757,6 +763,17 @@ impl SimHandle {
     pub async fn power_cycle(&self) {
         let gate = self.lock_writes().await;
         self.power_cycle_locked(&gate);
+    }
+
+    /// Wait until the serving task has read `bytes` octets from the host's stream in all:
+    /// everything a host wrote before has reached the controller (or its bus).
+    pub(crate) async fn wait_consumed(&self, bytes: u64) {
+        let mut updates = self.shared.updates.subscribe();
+        while self.shared.lock().bytes_from_host < bytes {
+            if updates.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Hold back every write to the stream until the gate is dropped (a packet being written
@@ -938,8 +955,11 @@ mod tests {
         let mut core = Core::new(NfccConfig::nci2(), 1, None);
         core.power_cycle(Instant::from_millis(1));
         let first = core.outbound.front().map(|p| p.bytes.clone());
-        // CORE_RESET_NTF, trigger POWERED_ON (NCI 2.0 §4.1, Table 9): 60 00 09 02 ...
-        assert_eq!(first.as_deref().and_then(|b| b.get(..4)), Some(&[0x60, 0x00, 0x09, 0x02][..]));
+        // CORE_RESET_NTF, trigger POWERED_ON (NCI 2.0 §4.1, Table 9): 60 00 09 | 01 ...
+        assert_eq!(
+            first.as_deref().and_then(|b| b.get(..4)),
+            Some(&[0x60, 0x00, 0x09, 0x01][..])
+        );
     }
 
     #[test]

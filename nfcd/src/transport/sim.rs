@@ -39,6 +39,8 @@ pub struct SimTransport {
     handle: SimHandle,
     task: JoinHandle<Result<(), SimError>>,
     describe: String,
+    /// Octets written to the controller so far, to know when it has read them all.
+    written: u64,
 }
 
 impl std::fmt::Debug for SimTransport {
@@ -58,8 +60,9 @@ impl SimTransport {
         Self::with_host(&host, TransportSpec::Sim(profile).to_string())
     }
 
-    /// Connect to `host` (e.g. one made with other [`SimOptions`]). `describe` is what
-    /// [`Transport::describe`] will return. Must run inside a tokio runtime.
+    /// Connect to `host` (e.g. one made with other [`SimOptions`]), which must not serve any
+    /// other stream. `describe` is what [`Transport::describe`] will return. Must run inside a
+    /// tokio runtime.
     pub fn with_host(host: &SimHost, describe: String) -> Result<Self, TransportError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(TransportError::Unsupported(format!(
@@ -73,6 +76,7 @@ impl SimTransport {
             handle: host.handle(),
             task,
             describe,
+            written: 0,
         })
     }
 
@@ -118,7 +122,10 @@ impl Transport for SimTransport {
     async fn send(&mut self, packet: &[u8]) -> Result<(), TransportError> {
         check_packet(packet)?;
         match self.stream.write_all(packet).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.written += packet.len() as u64;
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 Err(self.closed("virtual controller stopped"))
             }
@@ -141,12 +148,20 @@ impl Transport for SimTransport {
     }
 
     /// Power-cycle the virtual controller and drop everything it sent before.
+    ///
+    /// Packets sent before the reset reach the old controller first (it may answer them; the
+    /// answers are dropped), so nothing written before the reset is seen by the new one.
     async fn reset(&mut self) -> Result<(), TransportError> {
         let handle = self.handle.clone();
-        // Take the write gate, reading (and dropping) meanwhile: the controller may be in the
-        // middle of writing into a full pipe, and only reading lets it finish.
+        let written = self.written;
+        // Wait until the controller has read everything sent so far, then take the write
+        // gate, reading (and dropping) meanwhile: the controller may be in the middle of
+        // writing into a full pipe, and only reading lets it go on.
         let gate = {
-            let acquire = handle.lock_writes();
+            let acquire = async {
+                handle.wait_consumed(written).await;
+                handle.lock_writes().await
+            };
             tokio::pin!(acquire);
             let mut scratch = [0u8; 512];
             loop {
