@@ -19,6 +19,7 @@ pub mod introspect;
 pub mod manager;
 pub mod names;
 pub mod options;
+pub mod simulator;
 mod props;
 
 use std::fmt;
