@@ -66,13 +66,21 @@ async fn taps_faults_and_field_over_d_bus() {
     let spec: TransportSpec = "sim:pn7150".parse().expect("spec");
     let transport = AnyTransport::open(&spec).await.expect("open sim");
     let sim = transport.sim_handle().expect("sim handle");
-    export(&server, sim.clone()).await.expect("export Simulator1");
+    export(&server, sim.clone())
+        .await
+        .expect("export Simulator1");
     let dest = server.unique_name().expect("unique name").to_string();
     let client = bus.connect().await;
 
-    check_served_interface(&client, &dest, ADAPTER_PATH, SIMULATOR_INTERFACE, SIMULATOR1_XML)
-        .await
-        .expect("served interface matches dbus/org.nfcd.Simulator1.xml");
+    check_served_interface(
+        &client,
+        &dest,
+        ADAPTER_PATH,
+        SIMULATOR_INTERFACE,
+        SIMULATOR1_XML,
+    )
+    .await
+    .expect("served interface matches dbus/org.nfcd.Simulator1.xml");
 
     // Nobody initialised the controller yet: no discovery, no tap.
     assert_eq!(
@@ -84,9 +92,14 @@ async fn taps_faults_and_field_over_d_bus() {
     dh.ready().await;
     within("RFST_DISCOVERY", sim.wait_ready()).await;
 
-    let records = tap(&client, &dest, "emv", vec![("Technology", Variant::from("a"))])
-        .await
-        .expect("Tap");
+    let records = tap(
+        &client,
+        &dest,
+        "emv",
+        vec![("Technology", Variant::from("a"))],
+    )
+    .await
+    .expect("Tap");
     assert_eq!(records.len(), 8, "seven APDUs and the summary: {records:?}");
     for apdu in &records[..7] {
         assert_eq!(field(apdu, "Kind"), &Variant::from("apdu"));
@@ -94,15 +107,24 @@ async fn taps_faults_and_field_over_d_bus() {
     }
     let summary = &records[7];
     assert_eq!(field(summary, "Kind"), &Variant::from("summary"));
-    assert_eq!(field(summary, "Result"), &Variant::from("ok"), "{summary:?}");
+    assert_eq!(
+        field(summary, "Result"),
+        &Variant::from("ok"),
+        "{summary:?}"
+    );
     assert_eq!(field(summary, "Outcome"), &Variant::from("completed"));
     assert_eq!(field(summary, "Apdus"), &Variant::U32(7));
     assert_eq!(field(summary, "Script"), &Variant::from("emv"));
 
     // The card leaves after one exchange.
-    let records = tap(&client, &dest, "emv", vec![("LinkLossAfter", Variant::U32(1))])
-        .await
-        .expect("Tap");
+    let records = tap(
+        &client,
+        &dest,
+        "emv",
+        vec![("LinkLossAfter", Variant::U32(1))],
+    )
+    .await
+    .expect("Tap");
     let summary = records.last().expect("summary");
     assert_eq!(field(summary, "Result"), &Variant::from("link-loss"));
     assert_eq!(field(summary, "Apdus"), &Variant::U32(1));
@@ -127,7 +149,9 @@ async fn taps_faults_and_field_over_d_bus() {
     call(&client, &dest, "InjectFault", &("spurious-reset",))
         .await
         .expect("InjectFault");
-    call(&client, &dest, "Field", &(true,)).await.expect("Field");
+    call(&client, &dest, "Field", &(true,))
+        .await
+        .expect("Field");
     dh.wait_for("re-initialisation", |e| {
         *e == DhEvent::Reinitializing("controller reset itself".to_owned())
     })

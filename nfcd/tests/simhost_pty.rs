@@ -103,16 +103,14 @@ async fn emv_tap_completes_with_9000_to_every_command() {
     assert!(report.apdus.iter().all(|r| r.answered_at > r.sent_at));
 
     // The host saw the same tap: activation in NFC-A, seven APDUs, the reader's DESELECT.
-    s.dh
-        .wait_for("activation", |e| {
-            *e == DhEvent::Activated(RfTechMode::NfcAPassiveListen)
-        })
-        .await;
+    s.dh.wait_for("activation", |e| {
+        *e == DhEvent::Activated(RfTechMode::NfcAPassiveListen)
+    })
+    .await;
     for record in &report.apdus {
-        let got = s
-            .dh
-            .wait_for("APDU", |e| matches!(e, DhEvent::Apdu { .. }))
-            .await;
+        let got =
+            s.dh.wait_for("APDU", |e| matches!(e, DhEvent::Apdu { .. }))
+                .await;
         assert_eq!(
             got,
             DhEvent::Apdu {
@@ -121,8 +119,7 @@ async fn emv_tap_completes_with_9000_to_every_command() {
             }
         );
     }
-    s.dh
-        .wait_for("deactivation", |e| matches!(e, DhEvent::Deactivated(_)))
+    s.dh.wait_for("deactivation", |e| matches!(e, DhEvent::Deactivated(_)))
         .await;
     assert_eq!(
         s.dh.seen().last(),
@@ -145,11 +142,10 @@ async fn tap_in_nfc_b() {
         .await
         .expect("tap runs");
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
-    s.dh
-        .wait_for("NFC-B activation", |e| {
-            *e == DhEvent::Activated(RfTechMode::NfcBPassiveListen)
-        })
-        .await;
+    s.dh.wait_for("NFC-B activation", |e| {
+        *e == DhEvent::Activated(RfTechMode::NfcBPassiveListen)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -173,8 +169,7 @@ async fn card_leaving_the_field_is_link_loss_and_the_next_tap_works() {
         }
     );
     assert_eq!(report.apdus.len(), 2);
-    s.dh
-        .wait_for("link loss", |e| *e == DhEvent::Deactivated("link-loss"))
+    s.dh.wait_for("link loss", |e| *e == DhEvent::Deactivated("link-loss"))
         .await;
 
     // RF_DEACTIVATE_NTF(Discovery): the controller listens again at once.
@@ -200,19 +195,24 @@ async fn spurious_reset_mid_tap_reinitialises_the_controller() {
         .expect("tap runs");
     assert_eq!(sim.fault_fired(fault), 1);
     assert_ne!(report.outcome, TapOutcome::Completed, "{report:#?}");
-    assert!(!report.apdus.is_empty(), "the reset came after the first APDU");
+    assert!(
+        !report.apdus.is_empty(),
+        "the reset came after the first APDU"
+    );
 
-    s.dh
-        .wait_for("re-initialisation", |e| {
-            *e == DhEvent::Reinitializing("controller reset itself".to_owned())
-        })
-        .await;
+    s.dh.wait_for("re-initialisation", |e| {
+        *e == DhEvent::Reinitializing("controller reset itself".to_owned())
+    })
+    .await;
     assert!(s.dh.seen().contains(&DhEvent::Deactivated("reset")));
     s.dh.ready().await;
     within("RFST_DISCOVERY", sim.wait_ready()).await;
-    let report = within("tap after recovery", sim.tap(TapScript::Emv, TapOptions::default()))
-        .await
-        .expect("tap runs");
+    let report = within(
+        "tap after recovery",
+        sim.tap(TapScript::Emv, TapOptions::default()),
+    )
+    .await
+    .expect("tap runs");
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
 }
 

@@ -21,7 +21,9 @@ const CORE_INIT_RSP_SEMANTIC_ERROR: [u8; 4] = [0x40, 0x01, 0x01, 0x06];
 
 async fn open(spec: &str) -> AnyTransport {
     let spec: TransportSpec = spec.parse().expect("sim spec parses");
-    AnyTransport::open(&spec).await.expect("open the sim transport")
+    AnyTransport::open(&spec)
+        .await
+        .expect("open the sim transport")
 }
 
 async fn recv(t: &mut AnyTransport) -> Vec<u8> {
@@ -35,7 +37,9 @@ async fn recv(t: &mut AnyTransport) -> Vec<u8> {
 async fn sim_nci2_opens_and_taps() {
     let transport = open("sim:nci2").await;
     assert_eq!(transport.describe(), "sim:nci2");
-    let sim = transport.sim_handle().expect("the sim transport has a handle");
+    let sim = transport
+        .sim_handle()
+        .expect("the sim transport has a handle");
     let mut dh = spawn_dh(transport, EmvCard::demo());
     dh.ready().await;
     within("RFST_DISCOVERY", sim.wait_ready()).await;
@@ -63,7 +67,10 @@ async fn reset_power_cycles_and_drops_what_the_old_controller_sent() {
 
     // CORE_INIT_CMD twice: the second is refused, the controller is initialised.
     t.send(&CORE_INIT_CMD).await.expect("send");
-    assert_eq!(recv(&mut t).await.get(..4), Some(&[0x40, 0x01, 0x19, 0x00][..]));
+    assert_eq!(
+        recv(&mut t).await.get(..4),
+        Some(&[0x40, 0x01, 0x19, 0x00][..])
+    );
     t.send(&CORE_INIT_CMD).await.expect("send");
     assert_eq!(recv(&mut t).await, CORE_INIT_RSP_SEMANTIC_ERROR);
 
@@ -77,7 +84,10 @@ async fn reset_power_cycles_and_drops_what_the_old_controller_sent() {
     assert_eq!(recv(&mut t).await, CORE_RESET_RSP);
     // A fresh controller: CORE_INIT_CMD is accepted again.
     t.send(&CORE_INIT_CMD).await.expect("send");
-    assert_eq!(recv(&mut t).await.get(..4), Some(&[0x40, 0x01, 0x19, 0x00][..]));
+    assert_eq!(
+        recv(&mut t).await.get(..4),
+        Some(&[0x40, 0x01, 0x19, 0x00][..])
+    );
 }
 
 #[tokio::test]
@@ -86,7 +96,10 @@ async fn nci2_announces_itself_after_reset() {
     within("reset", t.reset()).await.expect("reset");
     // CORE_RESET_NTF, trigger POWERED_ON, configuration reset, NCI 2.0 (NCI 2.0 §4.1 Table 9).
     let ntf = recv(&mut t).await;
-    assert_eq!(ntf.get(..7), Some(&[0x60, 0x00, 0x09, 0x01, 0x01, 0x20, 0x00][..]));
+    assert_eq!(
+        ntf.get(..7),
+        Some(&[0x60, 0x00, 0x09, 0x01, 0x01, 0x20, 0x00][..])
+    );
     // Nothing else is waiting.
     assert!(tokio::time::timeout(Duration::from_millis(50), t.recv())
         .await

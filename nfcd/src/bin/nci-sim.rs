@@ -107,7 +107,11 @@ fn parse_command(line: &str) -> Result<Option<Command>, String> {
         ["wait-ready"] => Command::WaitReady(WAIT_READY_DEFAULT),
         ["wait-ready", ms] => match ms.parse::<u64>() {
             Ok(ms) => Command::WaitReady(Duration::from_millis(ms)),
-            Err(_) => return Err(format!("wait-ready: {ms:?} is not a number of milliseconds")),
+            Err(_) => {
+                return Err(format!(
+                    "wait-ready: {ms:?} is not a number of milliseconds"
+                ))
+            }
         },
         ["quit"] => Command::Quit,
         _ => {

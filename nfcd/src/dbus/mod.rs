@@ -19,8 +19,8 @@ pub mod introspect;
 pub mod manager;
 pub mod names;
 pub mod options;
-pub mod simulator;
 mod props;
+pub mod simulator;
 
 use std::fmt;
 use std::str::FromStr;

@@ -62,7 +62,10 @@ impl TapRequest {
     /// Decode the `a{sv}` options of `Tap` for `script`: `Technology` s, `Aid` ay,
     /// `DeadlineMs` u, `LinkLossAfter` u. Anything else, or a wrong type or value, is
     /// `InvalidArguments`.
-    pub fn from_options(script: TapScript, options: &HashMap<String, OwnedVariant>) -> Result<Self, Error> {
+    pub fn from_options(
+        script: TapScript,
+        options: &HashMap<String, OwnedVariant>,
+    ) -> Result<Self, Error> {
         let mut request = TapRequest {
             options: TapOptions::default(),
             budget: script.budget(),
@@ -185,7 +188,9 @@ pub fn verdict(report: &TapReport, elapsed: Duration, budget: Duration) -> (&'st
             ),
         ),
         TapOutcome::Completed => ("ok", String::new()),
-        TapOutcome::UnexpectedStatus { .. } => ("unexpected-status", outcome_detail(&report.outcome)),
+        TapOutcome::UnexpectedStatus { .. } => {
+            ("unexpected-status", outcome_detail(&report.outcome))
+        }
         TapOutcome::Timeout { .. } => ("timeout", outcome_detail(&report.outcome)),
         TapOutcome::LinkLoss { .. } => ("link-loss", outcome_detail(&report.outcome)),
         TapOutcome::ActivationFailed(_)
@@ -209,8 +214,14 @@ pub fn records(
         record.insert("Kind".into(), string("apdu"));
         record.insert("Command".into(), owned(Variant::from(apdu.cmd.clone()))?);
         record.insert("Response".into(), owned(Variant::from(apdu.rsp.clone()))?);
-        record.insert("Sw".into(), OwnedVariant::from(apdu.sw.map_or(0, |sw| sw.0)));
-        record.insert("ElapsedUs".into(), OwnedVariant::from(micros(apdu.latency())));
+        record.insert(
+            "Sw".into(),
+            OwnedVariant::from(apdu.sw.map_or(0, |sw| sw.0)),
+        );
+        record.insert(
+            "ElapsedUs".into(),
+            OwnedVariant::from(micros(apdu.latency())),
+        );
         record.insert("SentAtUs".into(), OwnedVariant::from(micros(sent_at)));
         out.push(record);
     }
@@ -312,14 +323,22 @@ mod tests {
     #[test]
     fn apdu_records_then_a_summary() {
         let r = report(TapOutcome::Completed, 8);
-        let recs = records(TapScript::UnknownAid, Tech::A, Duration::from_millis(100), &r)
-            .expect("records");
+        let recs = records(
+            TapScript::UnknownAid,
+            Tech::A,
+            Duration::from_millis(100),
+            &r,
+        )
+        .expect("records");
         assert_eq!(recs.len(), 2);
         assert_eq!(get(&recs[0], "Kind"), &Variant::from("apdu"));
         assert_eq!(get(&recs[0], "Sw"), &Variant::U16(0x6A82));
         assert_eq!(get(&recs[0], "ElapsedUs"), &Variant::U64(1_250));
         assert_eq!(get(&recs[0], "SentAtUs"), &Variant::U64(0));
-        assert_eq!(get(&recs[0], "Response"), &Variant::from(vec![0x6Au8, 0x82]));
+        assert_eq!(
+            get(&recs[0], "Response"),
+            &Variant::from(vec![0x6Au8, 0x82])
+        );
         let summary = &recs[1];
         assert_eq!(get(summary, "Kind"), &Variant::from("summary"));
         assert_eq!(get(summary, "Script"), &Variant::from("unknown-aid"));
@@ -340,7 +359,10 @@ mod tests {
         assert_eq!(verdict(&r, Duration::from_millis(3), budget).0, "too-slow");
         let r = report(TapOutcome::Timeout { step: 1 }, 8);
         let (result, error) = verdict(&r, Duration::from_millis(1), budget);
-        assert_eq!((result, error.as_str()), ("timeout", "APDU 2: no response in time"));
+        assert_eq!(
+            (result, error.as_str()),
+            ("timeout", "APDU 2: no response in time")
+        );
     }
 
     fn options(pairs: Vec<(&str, Variant<'static>)>) -> HashMap<String, OwnedVariant> {
@@ -364,7 +386,10 @@ mod tests {
         .expect("valid options");
         assert_eq!(request.options.tech, Tech::B);
         assert_eq!(request.options.link_loss_after, Some(1));
-        assert_eq!(request.options.aid.as_deref(), Some(&[0xF0, 1, 2, 3, 4][..]));
+        assert_eq!(
+            request.options.aid.as_deref(),
+            Some(&[0xF0, 1, 2, 3, 4][..])
+        );
         assert_eq!(request.budget, Duration::from_millis(50));
 
         let bad = [

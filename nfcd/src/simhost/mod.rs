@@ -325,13 +325,10 @@ impl Core {
     /// The next time the controller side needs attention (not counting packets waiting to be
     /// written, which are the stream's business).
     fn controller_deadline(&self) -> Option<Instant> {
-        [
-            self.inbound.front().map(|p| p.at),
-            self.nfcc.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.inbound.front().map(|p| p.at), self.nfcc.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -678,11 +675,7 @@ impl SimHandle {
     /// RFST_LISTEN_SLEEP (NCI 1.0 §5.2) when the tap starts, [`SimError::Busy`] while another
     /// tap runs, [`SimError::InvalidArgument`] for an AID the script does not take,
     /// [`SimError::Timeout`] when the tap outlives [`TapOptions::timeout`].
-    pub async fn tap(
-        &self,
-        script: TapScript,
-        options: TapOptions,
-    ) -> Result<TapReport, SimError> {
+    pub async fn tap(&self, script: TapScript, options: TapOptions) -> Result<TapReport, SimError> {
         if options.aid.is_some() && !script.takes_aid() {
             // Same check and message as when the thread builds the script.
             script.build(options.aid.as_deref())?;
@@ -939,9 +932,15 @@ mod tests {
         assert_eq!(core.outbound.len(), 4);
         core.arm_dead_for_test();
         core.power_cycle(Instant::from_millis(2));
-        assert!(core.outbound.is_empty(), "the PN7150 says nothing after power-on");
+        assert!(
+            core.outbound.is_empty(),
+            "the PN7150 says nothing after power-on"
+        );
         assert!(!core.nfcc.inner().is_initialized());
-        assert!(!core.nfcc.is_dead(), "a power cycle revives a dead controller");
+        assert!(
+            !core.nfcc.is_dead(),
+            "a power cycle revives a dead controller"
+        );
         assert_eq!(
             core.nfcc.inner().config_param(0xA00E),
             Some(&[0x16, 0x09, 0x00][..])

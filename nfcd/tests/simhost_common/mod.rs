@@ -142,7 +142,9 @@ where
                     Event::FieldOn => DhEvent::FieldOn,
                     Event::FieldOff => DhEvent::FieldOff,
                     Event::RoutingProgrammed { .. } => DhEvent::RoutingProgrammed,
-                    Event::Reinitializing { cause, .. } => DhEvent::Reinitializing(cause.to_string()),
+                    Event::Reinitializing { cause, .. } => {
+                        DhEvent::Reinitializing(cause.to_string())
+                    }
                     Event::Error(e) => DhEvent::Error(e.to_string()),
                 };
                 let _ = events.send(owned);
