@@ -13,8 +13,8 @@ mod simhost {
     use libnci::wire::routing::{RoutingEntries, RoutingEntryRepr};
     use libnci::wire::{DeactivationReason, RfProtocol, RfTechMode};
     use nfcd::simhost::{
-        Fault, Profile, RfState, SimHost, SimOptions, TapOptions, TapOutcome, TapReport, TapScript,
-        Tech, Trigger,
+        BusSpeed, Fault, Profile, RfState, SimHost, SimOptions, TapOptions, TapOutcome, TapReport,
+        TapScript, Tech, Trigger,
     };
     use nfcd::transport::{UartSpec, UartTransport};
     use tokio::task::JoinHandle;
@@ -229,6 +229,45 @@ mod simhost {
         assert!(
             matches!(err, nfcd::simhost::SimError::NotDiscovering(RfState::Idle)),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn taps_through_the_i2c_bus_model() {
+        let host = SimHost::new(
+            Profile::Pn7150,
+            SimOptions {
+                bus: Some(BusSpeed::Fast),
+                ..SimOptions::default()
+            },
+        );
+        let (slave, serving) = host.serve_pty().expect("serve on a pty");
+        let transport = UartTransport::open(&UartSpec {
+            device: slave,
+            baud: 115_200,
+        })
+        .expect("open the pty slave as a UART");
+        let mut s = Setup {
+            dh: spawn_dh(transport, EmvCard::demo()),
+            host,
+            serving,
+        };
+        s.dh.ready().await;
+        let sim = s.host.handle();
+        within("RFST_DISCOVERY", sim.wait_ready()).await;
+        let report = within("emv tap", sim.tap(TapScript::Emv, TapOptions::default()))
+            .await
+            .expect("tap runs");
+        assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
+        // Every packet, both ways, went over the modelled bus (header and payload reads to
+        // the host, one write to the controller; UM10936 §3).
+        let stats = sim.stats();
+        let bus = stats.bus.expect("bus statistics");
+        assert_eq!(bus.to_nfcc.packets, stats.packets_from_host, "{stats:?}");
+        assert_eq!(bus.to_dh.packets, stats.packets_to_host, "{stats:?}");
+        assert!(
+            bus.to_dh.packets >= 7,
+            "at least the seven C-APDUs: {stats:?}"
         );
     }
 }

@@ -7,9 +7,12 @@ mod simhost_common;
 mod simhost {
     use std::time::Duration;
 
-    use crate::simhost_common::{spawn_dh, within};
+    use crate::simhost_common::{spawn_dh, spawn_dh_with, within};
+    use libnci::controller::{Config, Param};
     use libnci::sim::cards::EmvCard;
+    use nfcd::simhost::{Profile, SimHost, SimOptions};
     use nfcd::simhost::{TapOptions, TapOutcome, TapScript};
+    use nfcd::transport::SimTransport;
     use nfcd::transport::{AnyTransport, Transport, TransportSpec};
 
     /// CORE_RESET_CMD, reset configuration (NCI 1.0 §4.1).
@@ -106,5 +109,31 @@ mod simhost {
         assert!(tokio::time::timeout(Duration::from_millis(50), t.recv())
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn eeprom_survives_a_power_cycle_and_is_written_only_once() {
+        // An NXP parameter the host wants (UM10936 §10): written on the first start only.
+        let mut config = Config::default();
+        config
+            .nxp_params
+            .push(Param::nxp(0xA05E, &[0x01]).expect("NXP parameter"))
+            .expect("room for one parameter");
+        let host = SimHost::new(Profile::Pn7150, SimOptions::default());
+        let sim = host.handle();
+
+        let first = SimTransport::with_host(&host, "sim:pn7150".to_owned()).expect("connect");
+        let mut dh = spawn_dh_with(first, config.clone(), EmvCard::demo());
+        dh.ready().await;
+        assert_eq!(sim.eeprom_writes(), 1);
+        drop(dh);
+
+        within("power cycle", sim.power_cycle()).await;
+        let second = SimTransport::with_host(&host, "sim:pn7150".to_owned()).expect("connect");
+        let mut dh = spawn_dh_with(second, config, EmvCard::demo());
+        dh.ready().await;
+        // CORE_GET_CONFIG found A0 5E in place after the power cycle: no second write.
+        assert_eq!(sim.eeprom_writes(), 1);
+        assert_eq!(sim.stats().power_cycles, 1);
     }
 }
