@@ -31,9 +31,10 @@ use std::path::{Path, PathBuf};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-use crate::apdu::{self, sw, CommandApdu};
 use crate::registration::ApduHandler;
 use crate::tlv;
+use libnci::apdu::{CommandApdu, StatusWord};
+use libnci::sim::cards::{response, status};
 
 /// Default AID: `F0` (ISO/IEC 7816-5 category F, proprietary and unregistered) followed by
 /// `NFCDTRANSIT` in ASCII, 12 bytes.
@@ -50,6 +51,10 @@ pub const INS_DEBIT: u8 = 0x54;
 pub const INS_GET_DATA: u8 = 0xCA;
 /// GET DATA tag (P1-P2) of the receipt-signing public key.
 pub const TAG_PUBLIC_KEY: u16 = 0xDF20;
+
+/// `6581`: memory failure (ISO/IEC 7816-4 §5.6, table 6): the new state could not be saved, so
+/// nothing was debited.
+const MEMORY_FAILURE: StatusWord = StatusWord(0x6581);
 
 /// Length of the DEBIT command data: fare (4) ‖ gate id (8) ‖ timestamp (4).
 pub const DEBIT_DATA_LEN: usize = 16;
@@ -220,18 +225,18 @@ impl TransitCard {
             (0x80, INS_READ_BALANCE) => self.handle_read_balance(command),
             (0x80, INS_DEBIT) => self.handle_debit(command),
             (0x80, INS_GET_DATA) => self.handle_get_data(command),
-            (0x00 | 0x80, _) => apdu::status(sw::INS_NOT_SUPPORTED),
-            _ => apdu::status(sw::CLA_NOT_SUPPORTED),
+            (0x00 | 0x80, _) => status(StatusWord::INS_NOT_SUPPORTED),
+            _ => status(StatusWord::CLA_NOT_SUPPORTED),
         }
     }
 
     /// SELECT by DF name (ISO/IEC 7816-4 §11.1.1), first or only occurrence, full AID.
     fn handle_select(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if command.p1 != 0x04 || command.p2 != 0x00 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         if command.data != self.aid.as_slice() {
-            return apdu::status(sw::FILE_NOT_FOUND);
+            return status(StatusWord::FILE_NOT_FOUND);
         }
         let fci = tlv::constructed(
             0x6F,
@@ -240,30 +245,30 @@ impl TransitCard {
                 tlv::constructed(0xA5, &[tlv::encode(0x50, LABEL.as_bytes())]),
             ],
         );
-        apdu::response(&fci, sw::NO_ERROR)
+        response(&fci, StatusWord::NO_ERROR)
     }
 
     fn handle_read_balance(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
-        if command.p1p2() != 0x0000 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+        if (command.p1, command.p2) != (0x00, 0x00) {
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         if !command.data.is_empty() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
         let mut data = [0u8; 8];
         data[..4].copy_from_slice(&self.state.balance.to_be_bytes());
         data[4..].copy_from_slice(&self.state.counter.to_be_bytes());
-        apdu::response(&data, sw::NO_ERROR)
+        response(&data, StatusWord::NO_ERROR)
     }
 
     /// Checks the balance, saves the new state (if a state file is set), then signs the
     /// receipt. The order matters: a receipt is only ever given for a debit that was kept.
     fn handle_debit(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
-        if command.p1p2() != 0x0000 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+        if (command.p1, command.p2) != (0x00, 0x00) {
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         let Ok(data) = <&[u8; DEBIT_DATA_LEN]>::try_from(command.data) else {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         };
         let (fare, rest) = data.split_at(4);
         let (gate_id, timestamp) = rest.split_at(8);
@@ -277,13 +282,13 @@ impl TransitCard {
             self.state.balance.checked_sub(fare),
             self.state.counter.checked_add(1),
         ) else {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         };
         let new_state = TransitState { balance, counter };
         if let Some(path) = &self.state_file {
             if let Err(e) = new_state.save(path) {
                 tracing::error!("cannot save transit state to {}: {e}", path.display());
-                return apdu::status(sw::MEMORY_FAILURE);
+                return status(MEMORY_FAILURE);
             }
         }
         self.state = new_state;
@@ -292,24 +297,24 @@ impl TransitCard {
         let Ok(signature) = self.key_pair.sign(&self.rng, &message) else {
             // The debit is kept (it was saved); the gate sees no receipt and can re-read the
             // balance. ring only fails here if the system RNG fails.
-            return apdu::status(sw::NO_PRECISE_DIAGNOSIS);
+            return status(StatusWord::NO_PRECISE_DIAGNOSIS);
         };
         let mut response = Vec::with_capacity(8 + 64 + 2);
         response.extend_from_slice(&balance.to_be_bytes());
         response.extend_from_slice(&counter.to_be_bytes());
         response.extend_from_slice(signature.as_ref());
-        response.extend_from_slice(&sw::NO_ERROR.to_be_bytes());
+        response.extend_from_slice(&StatusWord::NO_ERROR.to_bytes());
         response
     }
 
     fn handle_get_data(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if !command.data.is_empty() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
-        if command.p1p2() != TAG_PUBLIC_KEY {
-            return apdu::status(sw::REFERENCED_DATA_NOT_FOUND);
+        if u16::from_be_bytes([command.p1, command.p2]) != TAG_PUBLIC_KEY {
+            return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
         }
-        apdu::response(self.public_key(), sw::NO_ERROR)
+        response(self.public_key(), StatusWord::NO_ERROR)
     }
 }
 
@@ -317,7 +322,7 @@ impl ApduHandler for TransitCard {
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
         match CommandApdu::parse(apdu) {
             Ok(command) => self.handle(&command),
-            Err(_) => apdu::status(sw::WRONG_LENGTH),
+            Err(_) => status(StatusWord::WRONG_LENGTH),
         }
     }
 }
@@ -325,7 +330,6 @@ impl ApduHandler for TransitCard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apdu::status_of;
     use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
     fn card(balance: u32) -> TransitCard {
@@ -360,7 +364,7 @@ mod tests {
         select.extend_from_slice(&DEFAULT_AID);
         select.push(0x00);
         let r = card.process_apdu(&select);
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         assert_eq!(
             tlv::find_path(&r[..r.len() - 2], &[0x6F, 0x84]),
             Some(&DEFAULT_AID[..])
@@ -380,13 +384,13 @@ mod tests {
         let mut card = card(2_000);
         // GET PUBLIC KEY -> 65-byte uncompressed point
         let r = card.process_apdu(&[0x80, 0xCA, 0xDF, 0x20, 0x00]);
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         let public_key = r[..r.len() - 2].to_vec();
         assert_eq!((public_key.len(), public_key[0]), (65, 0x04));
 
         // DEBIT 2.75 at GATE0042 -> balance 17.25, counter 1, signature
         let r = card.process_apdu(&debit(275, 1_767_225_600));
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         assert_eq!(r.len(), 4 + 4 + 64 + 2);
         assert_eq!(r[..4], 1_725u32.to_be_bytes());
         assert_eq!(r[4..8], 1u32.to_be_bytes());
