@@ -20,9 +20,9 @@
 use ring::{digest, hmac};
 
 use crate::registration::ApduHandler;
-use crate::tlv::{self, Dol};
 use libnci::apdu::{CommandApdu, StatusWord};
 use libnci::sim::cards::{response, status};
+use libnci::sim::tlv::{self, Dol};
 
 /// The Proximity Payment System Environment name, selected first by contactless terminals
 /// (EMV Book B §3.3, EMV Book 1 §12.3.2).
@@ -48,19 +48,23 @@ const EFFECTIVE: [u8; 3] = [0x24, 0x01, 0x01];
 
 /// Processing options DOL (`9F38`): amount authorised, transaction currency, unpredictable
 /// number. The terminal sends their values in GET PROCESSING OPTIONS.
-pub const PDOL: Dol = Dol::new(&[(0x9F02, 6), (0x5F2A, 2), (0x9F37, 4)]);
+pub const PDOL: Dol<'static> = Dol::new_unchecked(&[
+    0x9F, 0x02, 0x06, // amount authorised, n12
+    0x5F, 0x2A, 0x02, // transaction currency code, n3
+    0x9F, 0x37, 0x04, // unpredictable number
+]);
 
 /// Card risk management DOL 1 (`8C`), the data of the first GENERATE AC: amount authorised,
 /// amount other, terminal country, TVR, transaction currency, date, type, unpredictable number.
-pub const CDOL1: Dol = Dol::new(&[
-    (0x9F02, 6),
-    (0x9F03, 6),
-    (0x9F1A, 2),
-    (0x95, 5),
-    (0x5F2A, 2),
-    (0x9A, 3),
-    (0x9C, 1),
-    (0x9F37, 4),
+pub const CDOL1: Dol<'static> = Dol::new_unchecked(&[
+    0x9F, 0x02, 0x06, // amount authorised
+    0x9F, 0x03, 0x06, // amount other
+    0x9F, 0x1A, 0x02, // terminal country code
+    0x95, 0x05, // terminal verification results
+    0x5F, 0x2A, 0x02, // transaction currency code
+    0x9A, 0x03, // transaction date
+    0x9C, 0x01, // transaction type
+    0x9F, 0x37, 0x04, // unpredictable number
 ]);
 
 /// Application interchange profile (`82`, EMV Book 3 Annex C1): byte 1 = cardholder
@@ -303,7 +307,7 @@ impl PaymentCard {
                     &[
                         tlv::encode(0x50, LABEL.as_bytes()),
                         tlv::encode(0x87, &[0x01]),
-                        tlv::encode(0x9F38, &PDOL.encode()),
+                        tlv::encode(0x9F38, PDOL.as_bytes()),
                         tlv::encode(0x5F2D, b"en"),
                     ],
                 ),
@@ -321,7 +325,12 @@ impl PaymentCard {
             return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let pdol_data = match tlv::parse_one(command.data) {
-            Ok((tlv::Tlv { tag: 0x83, value }, [])) => value,
+            Ok((
+                tlv::Tlv {
+                    tag: 0x83, value, ..
+                },
+                [],
+            )) => value,
             Ok(_) | Err(_) => return status(StatusWord::INCORRECT_DATA),
         };
         if pdol_data.len() != PDOL.data_len() {
@@ -453,7 +462,7 @@ fn record(number: u8) -> Option<Vec<u8>> {
                 tlv::encode(0x5F25, &EFFECTIVE),
                 tlv::encode(0x5F28, &[0x08, 0x40]),
                 tlv::encode(0x5F34, &[0x01]),
-                tlv::encode(0x8C, &CDOL1.encode()),
+                tlv::encode(0x8C, CDOL1.as_bytes()),
                 // CVM list (Book 3 §10.5): amounts X = Y = 0; signature if the terminal
                 // supports it, else continue (5E 03); then no CVM required (1F 00).
                 tlv::encode(0x8E, &[0, 0, 0, 0, 0, 0, 0, 0, 0x5E, 0x03, 0x1F, 0x00]),
@@ -613,7 +622,7 @@ mod tests {
         assert_eq!(tlv::find_path(data(&r), &[0x70, 0x5F24]), Some(&EXPIRY[..]));
         assert_eq!(
             tlv::find_path(data(&r), &[0x70, 0x8C]).map(<[u8]>::len),
-            Some(CDOL1.encode().len())
+            Some(CDOL1.as_bytes().len())
         );
 
         // READ RECORD 3 -> 6A83 record not found
@@ -799,6 +808,18 @@ mod tests {
         card.process_apdu(&select(&DEFAULT_AID));
         assert_eq!(card.process_apdu(&gpo([0; 4])), [0x69, 0x85]);
         assert_eq!(card.atc(), u16::MAX);
+    }
+
+    #[test]
+    fn data_object_lists_are_well_formed() {
+        assert_eq!(
+            Dol::new_checked(PDOL.as_bytes()).map(|d| d.data_len()),
+            Ok(12)
+        );
+        assert_eq!(
+            Dol::new_checked(CDOL1.as_bytes()).map(|d| d.data_len()),
+            Ok(29)
+        );
     }
 
     #[test]

@@ -32,9 +32,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
 use crate::registration::ApduHandler;
-use crate::tlv;
 use libnci::apdu::{CommandApdu, StatusWord};
 use libnci::sim::cards::{response, status};
+use libnci::sim::tlv;
 
 /// Default AID: `F0` (ISO/IEC 7816-5 category F, proprietary and unregistered) followed by
 /// `NFCDTRANSIT` in ASCII, 12 bytes.

@@ -15,7 +15,7 @@ use super::scripts::{
     PPSE, TRANSIT_AID, TRANSIT_CLA, TRANSIT_INS_DEBIT, TRANSIT_INS_READ_BALANCE,
     TRANSIT_SW_INSUFFICIENT_FUNDS,
 };
-use super::tlv::encode;
+use super::tlv::{encode, Dol};
 use crate::apdu::{select_by_df_name, CommandApdu, StatusWord};
 
 /// Something that answers C-APDUs with R-APDUs (ISO/IEC 7816-4 §5.1).
@@ -59,7 +59,7 @@ pub const EMV_AIP: [u8; 2] = [0x19, 0x80];
 
 /// Octets of DOL related data a DOL asks for.
 fn dol_len(dol: &[u8]) -> usize {
-    super::tlv::parse_dol(dol).map_or(0, |entries| entries.iter().map(|(_, len)| len).sum())
+    Dol::new_unchecked(dol).data_len()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -249,10 +249,11 @@ fn terminal_value(params: &EmvParams, unpredictable: [u8; 4], tag: u32, len: usi
 }
 
 fn dol_data(params: &EmvParams, unpredictable: [u8; 4], dol: &[u8]) -> Result<Vec<u8>, String> {
-    let entries = tlv::parse_dol(dol).ok_or("malformed DOL")?;
-    Ok(entries
-        .into_iter()
-        .flat_map(|(tag, len)| terminal_value(params, unpredictable, tag, len))
+    let dol = tlv::Dol::new_checked(dol).map_err(|e| format!("malformed DOL: {e}"))?;
+    Ok(dol
+        .entries()
+        .map_while(Result::ok)
+        .flat_map(|entry| terminal_value(params, unpredictable, entry.tag, entry.len))
         .collect())
 }
 
@@ -277,7 +278,8 @@ pub fn emv(params: &EmvParams) -> Script {
             Step::send(SELECT_PPSE, Expect::OK),
             Step::decide(move |records, values| {
                 let fci = last_response_data(records)?;
-                let aid = tlv::find(fci, 0x4F).ok_or("PPSE FCI lists no application (4F)")?;
+                let aid = tlv::find_path(fci, &[0x6F, 0xA5, 0xBF0C, 0x61, 0x4F])
+                    .ok_or("PPSE FCI lists no application (4F)")?;
                 values.insert("aid".to_string(), aid.to_vec());
                 let params = params.clone();
                 Ok(vec![
@@ -295,7 +297,7 @@ fn emv_gpo(
     values: &mut Values,
 ) -> Result<Vec<Step>, String> {
     let fci = last_response_data(records)?;
-    let pdol = tlv::find(fci, 0x9F38).unwrap_or(&[]);
+    let pdol = tlv::find_path(fci, &[0x6F, 0xA5, 0x9F38]).unwrap_or(&[]);
     let unpredictable = XorShift64::new(params.seed).next_u32().to_be_bytes();
     values.insert("unpredictable_number".to_string(), unpredictable.to_vec());
     let data = dol_data(params, unpredictable, pdol)?;
@@ -314,11 +316,11 @@ fn emv_read_records(
     let data = last_response_data(records)?;
     // Format 2 (template 77) or format 1 (template 80: AIP then AFL), EMV Book 3 §6.5.8.4.
     let (aip, afl) = match tlv::iter(data).next() {
-        Some(t) if t.tag == 0x77 => (
+        Some(Ok(t)) if t.tag == 0x77 => (
             tlv::find(t.value, 0x82).ok_or("GPO response without AIP (82)")?,
             tlv::find(t.value, 0x94).ok_or("GPO response without AFL (94)")?,
         ),
-        Some(t) if t.tag == 0x80 && t.value.len() >= 2 => t.value.split_at(2),
+        Some(Ok(t)) if t.tag == 0x80 && t.value.len() >= 2 => t.value.split_at(2),
         _ => return Err("GPO response is neither format 1 nor format 2".to_string()),
     };
     values.insert("aip".to_string(), aip.to_vec());
@@ -351,7 +353,9 @@ fn emv_generate_ac(
     let cdol1 = records
         .iter()
         .filter(|r| r.cmd.get(1) == Some(&0xB2))
-        .find_map(|r| split_response(&r.rsp).and_then(|(data, _)| tlv::find(data, 0x8C)))
+        .find_map(|r| {
+            split_response(&r.rsp).and_then(|(data, _)| tlv::find_path(data, &[0x70, 0x8C]))
+        })
         .ok_or("no record holds CDOL1 (8C)")?;
     let unpredictable: [u8; 4] = values
         .get("unpredictable_number")
@@ -363,7 +367,7 @@ fn emv_generate_ac(
         Step::decide(|records, values| {
             let data = last_response_data(records)?;
             match tlv::iter(data).next() {
-                Some(t) if t.tag == 0x77 => {
+                Some(Ok(t)) if t.tag == 0x77 => {
                     for (tag, name) in [(0x9F26, "cryptogram"), (0x9F27, "cid"), (0x9F36, "atc")] {
                         let value = tlv::find(t.value, tag)
                             .ok_or_else(|| format!("GENERATE AC response without {tag:X}"))?;
@@ -371,7 +375,7 @@ fn emv_generate_ac(
                     }
                 }
                 // Format 1: CID (1), ATC (2), cryptogram (8), issuer application data.
-                Some(t) if t.tag == 0x80 && t.value.len() >= 11 => {
+                Some(Ok(t)) if t.tag == 0x80 && t.value.len() >= 11 => {
                     values.insert("cid".to_string(), t.value[..1].to_vec());
                     values.insert("atc".to_string(), t.value[1..3].to_vec());
                     values.insert("cryptogram".to_string(), t.value[3..11].to_vec());
