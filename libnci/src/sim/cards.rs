@@ -1,18 +1,20 @@
 //! Small card applications that answer the reader scripts: what a wallet would return.
 //!
 //! What they do: answer C-APDUs with fixed, documented data so that in-process runs have a
-//! real conversation to carry — an EMV card ([`EmvCard`]), the demo transit wallet
+//! real conversation to carry — an EMV card ([`EmvCard`]), the demo transit application
 //! ([`TransitCard`], the commands of [`scripts`](super::scripts)), and a card that accepts the
 //! AID sweep ([`SweepCard`]). What they do not do: cryptography. The EMV "cryptogram" is a
 //! deterministic checksum of the transaction data standing in for the issuer key's MAC, so
-//! tests can recompute it; it proves nothing.
+//! tests can recompute it; it proves nothing. Transit receipts are unsigned. The example
+//! wallets of `nfcd-wallets` answer the same scripts with real HMAC and ECDSA.
 //!
 //! Any `FnMut(&[u8]) -> Vec<u8>` is a [`CardApplet`] too.
 
 use std::vec::Vec;
 
 use super::scripts::{
-    PPSE, TRANSIT_AID, TRANSIT_CLA, TRANSIT_INS_DEBIT, TRANSIT_INS_READ_BALANCE,
+    TransitBalanceRepr, TransitDebitRepr, TransitReceiptRepr, PPSE, TRANSIT_AID, TRANSIT_CLA,
+    TRANSIT_INS_DEBIT, TRANSIT_INS_GET_DATA, TRANSIT_INS_READ_BALANCE, TRANSIT_SIGNATURE_LEN,
     TRANSIT_SW_INSUFFICIENT_FUNDS,
 };
 use super::tlv::{encode, Dol};
@@ -256,26 +258,56 @@ impl CardApplet for EmvCard {
     }
 }
 
-/// The demo transit application: a stored balance, READ BALANCE and DEBIT as documented in
-/// [`scripts`](super::scripts).
+/// The demo transit application: a stored balance and a debit counter behind the commands
+/// documented in [`scripts`](super::scripts) (READ BALANCE, DEBIT).
+///
+/// It cannot sign: its receipts carry an all-zero signature, which any gate that checks
+/// receipts rejects, and it answers GET PUBLIC KEY with `6A88` (no key). The transit wallet
+/// of `nfcd-wallets` answers the same commands with real ECDSA P-256 receipts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitCard {
-    balance: u32,
+    state: TransitBalanceRepr,
     selected: bool,
 }
 
 impl TransitCard {
-    /// A card holding `balance` minor units.
+    /// A card holding `balance` cents, no debits yet.
     pub fn new(balance: u32) -> TransitCard {
         TransitCard {
-            balance,
+            state: TransitBalanceRepr {
+                balance,
+                counter: 0,
+            },
             selected: false,
         }
     }
 
     /// The balance.
     pub fn balance(&self) -> u32 {
-        self.balance
+        self.state.balance
+    }
+
+    /// Debits so far.
+    pub fn counter(&self) -> u32 {
+        self.state.counter
+    }
+
+    fn debit(&mut self, data: &[u8]) -> Vec<u8> {
+        let Some(debit) = TransitDebitRepr::parse(data) else {
+            return status(StatusWord::WRONG_LENGTH);
+        };
+        let (Some(balance), Some(counter)) = (
+            self.state.balance.checked_sub(debit.fare),
+            self.state.counter.checked_add(1),
+        ) else {
+            return status(TRANSIT_SW_INSUFFICIENT_FUNDS);
+        };
+        self.state = TransitBalanceRepr { balance, counter };
+        let receipt = TransitReceiptRepr {
+            after: self.state,
+            signature: [0; TRANSIT_SIGNATURE_LEN],
+        };
+        response(&receipt.emit(), StatusWord::NO_ERROR)
     }
 }
 
@@ -301,21 +333,15 @@ impl CardApplet for TransitCard {
         if !self.selected {
             return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
+        let p1p2 = u16::from_be_bytes([apdu.p1, apdu.p2]);
         match apdu.ins {
-            TRANSIT_INS_READ_BALANCE => response(&self.balance.to_be_bytes(), StatusWord::NO_ERROR),
-            TRANSIT_INS_DEBIT => {
-                let Ok(amount) = <[u8; 4]>::try_from(apdu.data) else {
-                    return status(StatusWord::WRONG_LENGTH);
-                };
-                let amount = u32::from_be_bytes(amount);
-                match self.balance.checked_sub(amount) {
-                    Some(left) => {
-                        self.balance = left;
-                        response(&left.to_be_bytes(), StatusWord::NO_ERROR)
-                    }
-                    None => status(TRANSIT_SW_INSUFFICIENT_FUNDS),
-                }
+            TRANSIT_INS_READ_BALANCE | TRANSIT_INS_DEBIT if p1p2 != 0 => {
+                status(StatusWord::INCORRECT_P1_P2)
             }
+            TRANSIT_INS_READ_BALANCE if !apdu.data.is_empty() => status(StatusWord::WRONG_LENGTH),
+            TRANSIT_INS_READ_BALANCE => response(&self.state.emit(), StatusWord::NO_ERROR),
+            TRANSIT_INS_DEBIT => self.debit(apdu.data),
+            TRANSIT_INS_GET_DATA => status(StatusWord::REFERENCED_DATA_NOT_FOUND),
             _ => status(StatusWord::INS_NOT_SUPPORTED),
         }
     }

@@ -8,20 +8,31 @@
 //! - [`emv`]: SELECT PPSE → SELECT the AID from the FCI → GET PROCESSING OPTIONS with PDOL data
 //!   → READ RECORD per AFL → GENERATE AC; records the application cryptogram (EMV Book 3
 //!   §10, EMV Contactless Book B for PPSE).
-//! - [`transit`]: SELECT the transit application → READ BALANCE → DEBIT the fare.
+//! - [`transit`]: SELECT the transit application → READ BALANCE → DEBIT the fare; checks
+//!   the receipt's balance and counter and records its signature.
 //! - [`sweep256`]: SELECT 256 eight-octet AIDs ([`sweep_aid`]) in one activation, each 9000.
 //! - [`unknown_aid`]: SELECT [`UNKNOWN_AID`], expects 6A82.
 //!
 //! # The transit application's commands
 //!
-//! The transit wallet elsewhere in the project implements exactly these (proprietary class
-//! `80`, ISO/IEC 7816-4 §5.4.1):
+//! Defined here once, for the transit wallet (`nfcd-wallets`, which signs receipts), the demo
+//! [`TransitCard`](super::cards::TransitCard) and the [`transit`] gate. Proprietary class `80`
+//! (ISO/IEC 7816-4 §5.4.1); all numbers unsigned big-endian, money in cents, time in Unix
+//! seconds.
 //!
-//! | command | bytes | response |
+//! | command | C-APDU | response data, then `9000` |
 //! |---|---|---|
-//! | SELECT | `00 A4 04 00 08` [`TRANSIT_AID`] `00` | FCI, `9000` |
-//! | READ BALANCE | [`TRANSIT_READ_BALANCE`] = `80 5C 00 00 04` | balance (4 octets, big-endian, minor units), `9000` |
-//! | DEBIT | `80 54 00 00 04` amount (4 octets, big-endian) `04` ([`transit_debit`]) | new balance (4 octets), `9000`; [`TRANSIT_SW_INSUFFICIENT_FUNDS`] when the balance is short |
+//! | SELECT | `00 A4 04 00 0C` [`TRANSIT_AID`] `00` ([`select_aid`]) | FCI `6F { 84 AID, … }` |
+//! | READ BALANCE | [`TRANSIT_READ_BALANCE`] = `80 5C 00 00 08` | [`TransitBalanceRepr`]: balance (4) ‖ counter (4) |
+//! | DEBIT | `80 54 00 00 10` [`TransitDebitRepr`]: fare (4) ‖ gate id (8) ‖ timestamp (4), `48` ([`transit_debit`]) | [`TransitReceiptRepr`]: new balance (4) ‖ counter (4) ‖ signature (64) |
+//! | GET PUBLIC KEY | [`TRANSIT_GET_PUBLIC_KEY`] = `80 CA DF 20 41` | `04 ‖ X ‖ Y` (65) |
+//!
+//! The counter is the number of debits so far; a DEBIT adds one. The receipt signature is
+//! ECDSA P-256 / SHA-256 in fixed `r ‖ s` form over [`transit_receipt_message`]: gate id ‖
+//! fare ‖ new balance ‖ counter ‖ timestamp (24 octets), verifiable with the GET PUBLIC KEY
+//! point. Status words: [`TRANSIT_SW_INSUFFICIENT_FUNDS`] (`6985`) and
+//! [`TRANSIT_SW_NOT_STORED`] (`6581`) leave balance and counter unchanged; `6700` wrong Lc,
+//! `6A86` P1-P2 not `0000`, `6A88` other GET DATA tags, `6D00` other INS, `6E00` other CLA.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -389,66 +400,275 @@ fn emv_generate_ac(
 
 // ---- Transit ------------------------------------------------------------------------------
 
-/// AID of the demo transit application: proprietary category `F` (ISO/IEC 7816-5), then
-/// "NFCDTR1".
-pub const TRANSIT_AID: [u8; 8] = [0xF0, 0x4E, 0x46, 0x43, 0x44, 0x54, 0x52, 0x31];
-/// Class byte of the transit commands (proprietary).
+/// AID of the transit application: `F0` (ISO/IEC 7816-5 category F: proprietary, unregistered)
+/// followed by `NFCDTRANSIT` in ASCII; `F04E4643445452414E534954`, 12 octets.
+pub const TRANSIT_AID: [u8; 12] = *b"\xF0NFCDTRANSIT";
+/// Class byte of the transit commands: proprietary (ISO/IEC 7816-4 §5.4.1, b8 set).
 pub const TRANSIT_CLA: u8 = 0x80;
 /// INS of READ BALANCE.
 pub const TRANSIT_INS_READ_BALANCE: u8 = 0x5C;
 /// INS of DEBIT.
 pub const TRANSIT_INS_DEBIT: u8 = 0x54;
-/// READ BALANCE: case 2, Le 4.
-pub const TRANSIT_READ_BALANCE: [u8; 5] = [TRANSIT_CLA, TRANSIT_INS_READ_BALANCE, 0x00, 0x00, 0x04];
-/// The fare the gate debits, minor units.
+/// INS of GET DATA (the ISO/IEC 7816-4 §11.4.3 code, under the proprietary class), used for
+/// the receipt-signing public key.
+pub const TRANSIT_INS_GET_DATA: u8 = 0xCA;
+/// GET DATA tag (P1-P2) of the receipt-signing public key.
+pub const TRANSIT_TAG_PUBLIC_KEY: u16 = 0xDF20;
+/// Length of the public key: an uncompressed P-256 point `04 ‖ X ‖ Y` (SEC 1 §2.3.3).
+pub const TRANSIT_PUBLIC_KEY_LEN: usize = 65;
+/// Length of a receipt signature: ECDSA P-256 in fixed `r ‖ s` form.
+pub const TRANSIT_SIGNATURE_LEN: usize = 64;
+/// READ BALANCE: case 2, Le 8 ([`TransitBalanceRepr::LEN`]).
+pub const TRANSIT_READ_BALANCE: [u8; 5] = [
+    TRANSIT_CLA,
+    TRANSIT_INS_READ_BALANCE,
+    0x00,
+    0x00,
+    TransitBalanceRepr::LEN as u8,
+];
+/// GET PUBLIC KEY: GET DATA `DF20`, case 2, Le 65.
+pub const TRANSIT_GET_PUBLIC_KEY: [u8; 5] = [
+    TRANSIT_CLA,
+    TRANSIT_INS_GET_DATA,
+    0xDF,
+    0x20,
+    TRANSIT_PUBLIC_KEY_LEN as u8,
+];
+/// The fare the gate debits by default ([`TransitParams`]), in cents.
 pub const TRANSIT_FARE: u32 = 250;
-/// Status word of a DEBIT larger than the balance: conditions of use not satisfied.
+/// DEBIT of more than the balance (or with the debit counter exhausted): conditions of use not
+/// satisfied (ISO/IEC 7816-4 §5.6). Nothing is debited.
 pub const TRANSIT_SW_INSUFFICIENT_FUNDS: StatusWord = StatusWord::CONDITIONS_NOT_SATISFIED;
+/// DEBIT whose new state the card could not store: memory failure `6581` (ISO/IEC 7816-4 §5.6).
+/// Nothing is debited.
+pub const TRANSIT_SW_NOT_STORED: StatusWord = StatusWord(0x6581);
 
-/// DEBIT `amount`: case 4, Lc 4, Le 4.
-pub fn transit_debit(amount: u32) -> [u8; 10] {
-    let a = amount.to_be_bytes();
-    [
+/// Balance and debit counter: the response data of READ BALANCE, and the first eight octets of
+/// a DEBIT receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitBalanceRepr {
+    /// Stored value, cents.
+    pub balance: u32,
+    /// Debits so far.
+    pub counter: u32,
+}
+
+impl TransitBalanceRepr {
+    /// Encoded length: balance (4) ‖ counter (4).
+    pub const LEN: usize = 8;
+
+    /// Reads exactly [`Self::LEN`] octets.
+    pub fn parse(data: &[u8]) -> Option<TransitBalanceRepr> {
+        let (balance, counter) = <&[u8; Self::LEN]>::try_from(data).ok()?.split_at(4);
+        Some(TransitBalanceRepr {
+            balance: u32::from_be_bytes(balance.try_into().ok()?),
+            counter: u32::from_be_bytes(counter.try_into().ok()?),
+        })
+    }
+
+    /// The octets: balance ‖ counter, big-endian.
+    pub fn emit(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..4].copy_from_slice(&self.balance.to_be_bytes());
+        out[4..].copy_from_slice(&self.counter.to_be_bytes());
+        out
+    }
+}
+
+/// What a gate debits: the command data of DEBIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitDebitRepr {
+    /// Fare, cents.
+    pub fare: u32,
+    /// The gate's identity, as the receipt will name it.
+    pub gate_id: [u8; 8],
+    /// The gate's clock, Unix seconds.
+    pub timestamp: u32,
+}
+
+impl TransitDebitRepr {
+    /// Encoded length: fare (4) ‖ gate id (8) ‖ timestamp (4).
+    pub const LEN: usize = 16;
+
+    /// Reads exactly [`Self::LEN`] octets.
+    pub fn parse(data: &[u8]) -> Option<TransitDebitRepr> {
+        let data = <&[u8; Self::LEN]>::try_from(data).ok()?;
+        let (fare, rest) = data.split_at(4);
+        let (gate_id, timestamp) = rest.split_at(8);
+        Some(TransitDebitRepr {
+            fare: u32::from_be_bytes(fare.try_into().ok()?),
+            gate_id: gate_id.try_into().ok()?,
+            timestamp: u32::from_be_bytes(timestamp.try_into().ok()?),
+        })
+    }
+
+    /// The octets: fare ‖ gate id ‖ timestamp, numbers big-endian.
+    pub fn emit(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..4].copy_from_slice(&self.fare.to_be_bytes());
+        out[4..12].copy_from_slice(&self.gate_id);
+        out[12..].copy_from_slice(&self.timestamp.to_be_bytes());
+        out
+    }
+}
+
+/// The answer to a DEBIT: the state after it and the card's signature over
+/// [`transit_receipt_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitReceiptRepr {
+    /// Balance and counter after the debit.
+    pub after: TransitBalanceRepr,
+    /// ECDSA P-256 / SHA-256 signature, fixed `r ‖ s`. All zero from a card that cannot sign
+    /// (the demo [`TransitCard`](super::cards::TransitCard)).
+    pub signature: [u8; TRANSIT_SIGNATURE_LEN],
+}
+
+impl TransitReceiptRepr {
+    /// Encoded length: balance (4) ‖ counter (4) ‖ signature (64).
+    pub const LEN: usize = TransitBalanceRepr::LEN + TRANSIT_SIGNATURE_LEN;
+
+    /// Reads exactly [`Self::LEN`] octets.
+    pub fn parse(data: &[u8]) -> Option<TransitReceiptRepr> {
+        if data.len() != Self::LEN {
+            return None;
+        }
+        let (after, signature) = data.split_at(TransitBalanceRepr::LEN);
+        Some(TransitReceiptRepr {
+            after: TransitBalanceRepr::parse(after)?,
+            signature: signature.try_into().ok()?,
+        })
+    }
+
+    /// The octets: balance ‖ counter ‖ signature.
+    pub fn emit(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..TransitBalanceRepr::LEN].copy_from_slice(&self.after.emit());
+        out[TransitBalanceRepr::LEN..].copy_from_slice(&self.signature);
+        out
+    }
+}
+
+/// DEBIT: `80 54 00 00 10` [`TransitDebitRepr`] `48` (case 4, Le 72 = [`TransitReceiptRepr::LEN`]).
+pub fn transit_debit(debit: &TransitDebitRepr) -> [u8; 5 + TransitDebitRepr::LEN + 1] {
+    let mut apdu = [0; 5 + TransitDebitRepr::LEN + 1];
+    apdu[..5].copy_from_slice(&[
         TRANSIT_CLA,
         TRANSIT_INS_DEBIT,
         0x00,
         0x00,
-        0x04,
-        a[0],
-        a[1],
-        a[2],
-        a[3],
-        0x04,
-    ]
+        TransitDebitRepr::LEN as u8,
+    ]);
+    apdu[5..5 + TransitDebitRepr::LEN].copy_from_slice(&debit.emit());
+    apdu[5 + TransitDebitRepr::LEN] = TransitReceiptRepr::LEN as u8;
+    apdu
 }
 
-fn balance_of(records: &[ApduRecord]) -> Result<u32, String> {
+/// The 24 octets a receipt signature covers: gate id (8) ‖ fare (4) ‖ new balance (4) ‖
+/// counter (4) ‖ timestamp (4), numbers big-endian.
+pub fn transit_receipt_message(debit: &TransitDebitRepr, after: &TransitBalanceRepr) -> [u8; 24] {
+    let mut message = [0u8; 24];
+    message[..8].copy_from_slice(&debit.gate_id);
+    message[8..12].copy_from_slice(&debit.fare.to_be_bytes());
+    message[12..20].copy_from_slice(&after.emit());
+    message[20..].copy_from_slice(&debit.timestamp.to_be_bytes());
+    message
+}
+
+/// Gate side of a transit tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitParams {
+    /// Fare, cents ([`TRANSIT_FARE`] by default).
+    pub fare: u32,
+    /// The gate's identity (`NFCDGATE` by default).
+    pub gate_id: [u8; 8],
+    /// The gate's clock, Unix seconds (2026-01-01T00:00:00Z by default: simulated gates have
+    /// no clock of their own).
+    pub timestamp: u32,
+}
+
+impl Default for TransitParams {
+    fn default() -> Self {
+        TransitParams {
+            fare: TRANSIT_FARE,
+            gate_id: *b"NFCDGATE",
+            timestamp: 1_767_225_600,
+        }
+    }
+}
+
+fn response_data_as<T>(
+    records: &[ApduRecord],
+    what: &str,
+    parse: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<T, String> {
     let data = last_response_data(records)?;
-    let bytes: [u8; 4] = data.try_into().map_err(|_| "balance is not 4 octets")?;
-    Ok(u32::from_be_bytes(bytes))
+    parse(data).ok_or_else(|| format!("{what} response of {} octets is malformed", data.len()))
 }
 
-/// The transit gate: SELECT, READ BALANCE, DEBIT [`TRANSIT_FARE`]. Values recorded:
-/// `balance_before`, `balance_after` (4 octets each); fails when the new balance is not the
-/// old one minus the fare.
-pub fn transit() -> Script {
+/// The transit gate: SELECT [`TRANSIT_AID`], READ BALANCE, DEBIT the fare of `params`.
+///
+/// Fails when the receipt's balance is not the old one minus the fare or its counter is not the
+/// old one plus one. It does not check the signature (that needs the card's public key and
+/// ECDSA, which a gate's back office has and this crate does not): it records what a verifier
+/// needs. Values recorded: `balance_before`, `counter_before`, `balance_after`,
+/// `counter_after` (4 octets each), `receipt_message` ([`transit_receipt_message`], 24 octets)
+/// and `receipt_signature` (64 octets).
+pub fn transit(params: &TransitParams) -> Script {
+    let debit = TransitDebitRepr {
+        fare: params.fare,
+        gate_id: params.gate_id,
+        timestamp: params.timestamp,
+    };
     Script {
         name: "transit".to_string(),
         steps: vec![
             Step::send(select_aid(&TRANSIT_AID), Expect::OK),
             Step::send(TRANSIT_READ_BALANCE, Expect::OK),
-            Step::decide(|records, values| {
-                let before = balance_of(records)?;
-                values.insert("balance_before".to_string(), before.to_be_bytes().to_vec());
+            Step::decide(move |records, values| {
+                let before = response_data_as(records, "READ BALANCE", TransitBalanceRepr::parse)?;
+                values.insert(
+                    "balance_before".to_string(),
+                    before.balance.to_be_bytes().to_vec(),
+                );
+                values.insert(
+                    "counter_before".to_string(),
+                    before.counter.to_be_bytes().to_vec(),
+                );
                 Ok(vec![
-                    Step::send(transit_debit(TRANSIT_FARE), Expect::OK),
+                    Step::send(transit_debit(&debit), Expect::OK),
                     Step::decide(move |records, values| {
-                        let after = balance_of(records)?;
-                        values.insert("balance_after".to_string(), after.to_be_bytes().to_vec());
-                        if before.checked_sub(TRANSIT_FARE) == Some(after) {
+                        let receipt =
+                            response_data_as(records, "DEBIT", TransitReceiptRepr::parse)?;
+                        let after = receipt.after;
+                        values.insert(
+                            "balance_after".to_string(),
+                            after.balance.to_be_bytes().to_vec(),
+                        );
+                        values.insert(
+                            "counter_after".to_string(),
+                            after.counter.to_be_bytes().to_vec(),
+                        );
+                        values.insert(
+                            "receipt_message".to_string(),
+                            transit_receipt_message(&debit, &after).to_vec(),
+                        );
+                        values.insert("receipt_signature".to_string(), receipt.signature.to_vec());
+                        let expected = TransitBalanceRepr {
+                            balance: before.balance.checked_sub(debit.fare).ok_or_else(|| {
+                                format!(
+                                    "DEBIT of {} accepted on a balance of {}",
+                                    debit.fare, before.balance
+                                )
+                            })?,
+                            counter: before.counter.wrapping_add(1),
+                        };
+                        if after == expected {
                             Ok(Vec::new())
                         } else {
-                            Err(format!("balance {before} − fare {TRANSIT_FARE} ≠ {after}"))
+                            Err(format!(
+                                "DEBIT {} on balance {} counter {}: receipt says balance {} counter {}",
+                                debit.fare, before.balance, before.counter, after.balance, after.counter
+                            ))
                         }
                     }),
                 ])
@@ -496,14 +716,62 @@ mod tests {
     fn command_bytes() {
         assert_eq!(select_aid(PPSE), SELECT_PPSE);
         assert_eq!(read_record(2, 1), [0x00, 0xB2, 0x01, 0x14, 0x00]);
+        // DEBIT 2.50 at gate "NFCDGATE", 2026-01-01T00:00:00Z, Le 72.
+        let mut debit = vec![0x80, 0x54, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0xFA];
+        debit.extend_from_slice(b"NFCDGATE");
+        debit.extend_from_slice(&[0x69, 0x55, 0xB9, 0x00, 0x48]);
+        let params = TransitParams::default();
+        let command = transit_debit(&TransitDebitRepr {
+            fare: params.fare,
+            gate_id: params.gate_id,
+            timestamp: params.timestamp,
+        });
+        assert_eq!(command[..], debit[..]);
+        assert_eq!(TRANSIT_READ_BALANCE, [0x80, 0x5C, 0x00, 0x00, 0x08]);
+        assert_eq!(TRANSIT_GET_PUBLIC_KEY, [0x80, 0xCA, 0xDF, 0x20, 0x41]);
         assert_eq!(
-            transit_debit(TRANSIT_FARE),
-            [0x80, 0x54, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xFA, 0x04]
+            select_aid(&TRANSIT_AID),
+            [
+                0x00, 0xA4, 0x04, 0x00, 0x0C, 0xF0, 0x4E, 0x46, 0x43, 0x44, 0x54, 0x52, 0x41, 0x4E,
+                0x53, 0x49, 0x54, 0x00
+            ]
         );
         assert_eq!(
             get_processing_options(&[0xAA, 0xBB]),
             [0x80, 0xA8, 0x00, 0x00, 0x04, 0x83, 0x02, 0xAA, 0xBB, 0x00]
         );
+    }
+
+    #[test]
+    fn transit_reprs_round_trip() {
+        let debit = TransitDebitRepr {
+            fare: 275,
+            gate_id: *b"GATE0042",
+            timestamp: 0x0102_0304,
+        };
+        assert_eq!(TransitDebitRepr::parse(&debit.emit()), Some(debit));
+        assert_eq!(TransitDebitRepr::parse(&debit.emit()[..15]), None);
+        // READ BALANCE data: 17.25, counter 1.
+        let after = TransitBalanceRepr {
+            balance: 1_725,
+            counter: 1,
+        };
+        assert_eq!(
+            after.emit(),
+            [0x00, 0x00, 0x06, 0xBD, 0x00, 0x00, 0x00, 0x01]
+        );
+        assert_eq!(TransitBalanceRepr::parse(&after.emit()), Some(after));
+        assert_eq!(TransitBalanceRepr::parse(&[0; 9]), None);
+        let receipt = TransitReceiptRepr {
+            after,
+            signature: [0x5A; TRANSIT_SIGNATURE_LEN],
+        };
+        assert_eq!(TransitReceiptRepr::parse(&receipt.emit()), Some(receipt));
+        assert_eq!(TransitReceiptRepr::parse(&receipt.emit()[..71]), None);
+        // Signed: gate id ‖ fare ‖ new balance ‖ counter ‖ timestamp.
+        let mut message = b"GATE0042".to_vec();
+        message.extend_from_slice(&[0, 0, 0x01, 0x13, 0, 0, 0x06, 0xBD, 0, 0, 0, 1, 1, 2, 3, 4]);
+        assert_eq!(transit_receipt_message(&debit, &after)[..], message[..]);
     }
 
     #[test]
