@@ -13,6 +13,10 @@
 //!   scripts: the AIP says so and the card always asks to go online (ARQC) unless the
 //!   terminal asks for a decline (AAC).
 //!
+//! The terminal's side of this flow, and what it takes from each answer, is documented once
+//! in `libnci::sim::scripts` ("The EMV contactless flow"); its `emv` script completes a
+//! purchase against this card.
+//!
 //! The default AID is `A0000000041010` (Mastercard credit/debit) so that ordinary reader
 //! scripts and test terminals select it; a real terminal would send the ARQC online and the
 //! issuer would decline it.
@@ -22,11 +26,12 @@ use ring::{digest, hmac};
 use crate::registration::ApduHandler;
 use libnci::apdu::{CommandApdu, StatusWord};
 use libnci::sim::cards::{response, status};
+use libnci::sim::scripts::PPSE;
 use libnci::sim::tlv::{self, Dol};
 
 /// The Proximity Payment System Environment name, selected first by contactless terminals
-/// (EMV Book B §3.3, EMV Book 1 §12.3.2).
-pub const PPSE_NAME: &[u8] = b"2PAY.SYS.DDF01";
+/// (EMV Book B §3.3, EMV Book 1 §12.3.2); the reader scripts' [`PPSE`].
+pub const PPSE_NAME: &[u8] = PPSE;
 
 /// Default application identifier: `A0000000041010` (RID `A000000004`, PIX `1010`).
 pub const DEFAULT_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x04, 0x10, 0x10];

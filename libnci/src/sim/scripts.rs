@@ -13,6 +13,32 @@
 //! - [`sweep256`]: SELECT 256 eight-octet AIDs ([`sweep_aid`]) in one activation, each 9000.
 //! - [`unknown_aid`]: SELECT [`UNKNOWN_AID`], expects 6A82.
 //!
+//! # The EMV contactless flow
+//!
+//! What [`emv`] sends and what it takes from each answer. A card application that answers this
+//! way completes the script: the payment wallet of `nfcd-wallets` and the demo
+//! [`EmvCard`](super::cards::EmvCard) both do, with different data objects. Like a real
+//! terminal, the script assumes nothing about the card beyond this flow: the AID, the PDOL, the
+//! records to read and the CDOL1 all come from the card's own data objects.
+//!
+//! | step | C-APDU | the card answers (then `9000`) | the terminal takes |
+//! |---|---|---|---|
+//! | SELECT PPSE | [`SELECT_PPSE`] | FCI `6F { 84 "2PAY.SYS.DDF01", A5 { BF0C { 61 { 4F AID, 50 label, 87 priority } … } } }` | the `4F` of the `61` entry with the highest priority |
+//! | SELECT AID | [`select_aid`] | FCI `6F { 84 AID, A5 { 9F38 PDOL, … } }` | the PDOL; none is an empty one |
+//! | GET PROCESSING OPTIONS | [`get_processing_options`]: `83` with the PDOL data | `77 { 82 AIP, 94 AFL, … }` (format 2) or `80` AIP ‖ AFL (format 1) | AIP, AFL |
+//! | READ RECORD | [`read_record`] for each record of each AFL entry, in order | `70 { … }` | CDOL1 (`8C`), from whichever record holds it |
+//! | GENERATE AC | [`generate_ac`]: ARQC requested, with the CDOL1 data | `77 { 9F27 CID, 9F36 ATC, 9F26 AC, … }` or `80` CID ‖ ATC ‖ AC ‖ IAD | CID, ATC, cryptogram |
+//!
+//! - Priority (EMV Book B §3.3, Book 1 §12.2.3): the low nibble of `87`, 1 highest; `0` or no
+//!   `87` ranks last; equal ranks keep the card's order.
+//! - DOL data (EMV Book 3 §5.4): the terminal's value of each listed tag ([`EmvParams`]; the
+//!   same unpredictable number in the PDOL and the CDOL1 data), fitted to the length the card
+//!   asks for — numeric (`n`) values lose leading octets or gain leading zeros, the others lose
+//!   trailing octets or gain trailing zeros — and zeros for tags the terminal has no value for
+//!   (the TVR `95` among them: this terminal has nothing to report).
+//! - Any status word but `9000` ends the tap. The cryptogram is the card's and its issuer's
+//!   business: the script records it and does not check it.
+//!
 //! # The transit application's commands
 //!
 //! Defined here once, for the transit wallet (`nfcd-wallets`, which signs receipts), the demo
@@ -189,7 +215,10 @@ pub fn generate_ac(cdol_data: &[u8]) -> Vec<u8> {
     apdu
 }
 
-/// Terminal side of an EMV transaction.
+/// Terminal side of an EMV transaction. Besides these, the terminal answers a DOL with fixed
+/// values for terminal transaction qualifiers (`9F66` = `36004000`: contactless EMV mode,
+/// online capable) and terminal type (`9F35` = `22`: attended, online with offline
+/// capability), and zeros for anything else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmvParams {
     /// Amount authorised, minor units (tag 9F02, n12).
@@ -233,39 +262,85 @@ pub fn bcd(value: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// The terminal's value for a DOL entry, fitted to `len` octets (numeric values keep their
-/// rightmost octets or are left-padded with zeros; unknown tags are zeros).
-fn terminal_value(params: &EmvParams, unpredictable: [u8; 4], tag: u32, len: usize) -> Vec<u8> {
-    let natural: Vec<u8> = match tag {
-        0x9F02 => bcd(params.amount, 6),
-        0x9F03 => vec![0; 6],
-        0x9F1A => params.country.to_be_bytes().to_vec(),
-        0x5F2A => params.currency.to_be_bytes().to_vec(),
-        0x9A => params.date.to_vec(),
-        0x9C => vec![params.transaction_type],
-        0x9F37 => unpredictable.to_vec(),
-        // Terminal transaction qualifiers: contactless EMV mode, online capable.
-        0x9F66 => vec![0x36, 0x00, 0x40, 0x00],
-        // Terminal type: attended, online with offline capability, merchant.
-        0x9F35 => vec![0x22],
-        _ => Vec::new(),
-    };
-    if natural.len() >= len {
-        natural[natural.len() - len..].to_vec()
-    } else {
-        let mut out = vec![0; len - natural.len()];
-        out.extend_from_slice(&natural);
-        out
+/// How a DOL value is fitted to the length a card asks for (EMV Book 3 §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DolFormat {
+    /// Format `n`: right-aligned, so leading octets are cut or zeros added in front.
+    Numeric,
+    /// Formats `b`, `an`, …: left-aligned, so trailing octets are cut or zeros appended.
+    Other,
+}
+
+/// The terminal's value for a DOL entry and its format; empty for tags it has no value for.
+fn terminal_value(params: &EmvParams, unpredictable: [u8; 4], tag: u32) -> (Vec<u8>, DolFormat) {
+    use DolFormat::{Numeric, Other};
+    match tag {
+        0x9F02 => (bcd(params.amount, 6), Numeric),
+        0x9F03 => (vec![0; 6], Numeric),
+        0x9F1A => (params.country.to_be_bytes().to_vec(), Numeric),
+        0x5F2A => (params.currency.to_be_bytes().to_vec(), Numeric),
+        0x9A => (params.date.to_vec(), Numeric),
+        0x9C => (vec![params.transaction_type], Numeric),
+        0x9F35 => (vec![0x22], Numeric),
+        0x9F37 => (unpredictable.to_vec(), Other),
+        0x9F66 => (vec![0x36, 0x00, 0x40, 0x00], Other),
+        _ => (Vec::new(), Other),
     }
 }
 
-fn dol_data(params: &EmvParams, unpredictable: [u8; 4], dol: &[u8]) -> Result<Vec<u8>, String> {
+/// `value` fitted to `len` octets the way `format` says (EMV Book 3 §5.4).
+fn fit(value: &[u8], len: usize, format: DolFormat) -> Vec<u8> {
+    let mut out = vec![0; len];
+    let n = value.len().min(len);
+    match format {
+        DolFormat::Numeric => out[len - n..].copy_from_slice(&value[value.len() - n..]),
+        DolFormat::Other => out[..n].copy_from_slice(&value[..n]),
+    }
+    out
+}
+
+/// The DOL related data for `dol`, at most `max` octets (what the command can carry).
+fn dol_data(
+    params: &EmvParams,
+    unpredictable: [u8; 4],
+    dol: &[u8],
+    max: usize,
+) -> Result<Vec<u8>, String> {
     let dol = tlv::Dol::new_checked(dol).map_err(|e| format!("malformed DOL: {e}"))?;
+    if dol.data_len() > max {
+        return Err(format!(
+            "DOL asks for {} octets, more than the {max} the command carries",
+            dol.data_len()
+        ));
+    }
     Ok(dol
         .entries()
         .map_while(Result::ok)
-        .flat_map(|entry| terminal_value(params, unpredictable, entry.tag, entry.len))
+        .flat_map(|entry| {
+            let (value, format) = terminal_value(params, unpredictable, entry.tag);
+            fit(&value, entry.len, format)
+        })
         .collect())
+}
+
+/// The AID of the directory entry (`61`) a terminal picks from a PPSE FCI: highest priority
+/// (`87` low nibble, 1 first; 0 or none last), the card's order among equals.
+fn ppse_choice(fci: &[u8]) -> Option<&[u8]> {
+    let directory = tlv::find_path(fci, &[0x6F, 0xA5, 0xBF0C])?;
+    tlv::iter(directory)
+        .map_while(Result::ok)
+        .filter(|entry| entry.tag == 0x61)
+        .filter_map(|entry| {
+            let aid = tlv::find(entry.value, 0x4F)?;
+            let priority = match tlv::find(entry.value, 0x87) {
+                Some([p, ..]) if p & 0x0F != 0 => p & 0x0F,
+                _ => 0x10,
+            };
+            Some((priority, aid))
+        })
+        .enumerate()
+        .min_by_key(|&(order, (priority, _))| (priority, order))
+        .map(|(_, (_, aid))| aid)
 }
 
 fn last_response_data(records: &[ApduRecord]) -> Result<&[u8], String> {
@@ -289,8 +364,7 @@ pub fn emv(params: &EmvParams) -> Script {
             Step::send(SELECT_PPSE, Expect::OK),
             Step::decide(move |records, values| {
                 let fci = last_response_data(records)?;
-                let aid = tlv::find_path(fci, &[0x6F, 0xA5, 0xBF0C, 0x61, 0x4F])
-                    .ok_or("PPSE FCI lists no application (4F)")?;
+                let aid = ppse_choice(fci).ok_or("PPSE FCI lists no application (4F)")?;
                 values.insert("aid".to_string(), aid.to_vec());
                 let params = params.clone();
                 Ok(vec![
@@ -311,7 +385,8 @@ fn emv_gpo(
     let pdol = tlv::find_path(fci, &[0x6F, 0xA5, 0x9F38]).unwrap_or(&[]);
     let unpredictable = XorShift64::new(params.seed).next_u32().to_be_bytes();
     values.insert("unpredictable_number".to_string(), unpredictable.to_vec());
-    let data = dol_data(params, unpredictable, pdol)?;
+    // Lc holds 255 octets: 83, the length (81 xx beyond 127 octets), the data.
+    let data = dol_data(params, unpredictable, pdol, 252)?;
     let params = params.clone();
     Ok(vec![
         Step::send(get_processing_options(&data), Expect::OK),
@@ -341,8 +416,9 @@ fn emv_read_records(
     }
     let mut steps = Vec::new();
     for entry in afl.chunks_exact(4) {
+        // SFI in b8-b4 (1 to 30), first and last record, records for offline authentication.
         let (sfi, first, last) = (entry[0] >> 3, entry[1], entry[2]);
-        if sfi == 0 || first == 0 || last < first {
+        if !(1..=30).contains(&sfi) || first == 0 || last < first {
             return Err(format!("malformed AFL entry {}", Hex(entry)));
         }
         for record in first..=last {
@@ -372,7 +448,7 @@ fn emv_generate_ac(
         .get("unpredictable_number")
         .and_then(|v| v.as_slice().try_into().ok())
         .ok_or("unpredictable number missing")?;
-    let data = dol_data(params, unpredictable, cdol1)?;
+    let data = dol_data(params, unpredictable, cdol1, 255)?;
     Ok(vec![
         Step::send(generate_ac(&data), Expect::OK),
         Step::decide(|records, values| {
@@ -781,12 +857,68 @@ mod tests {
     }
 
     #[test]
-    fn terminal_values_fit_their_length() {
+    fn dol_data_fits_each_value_to_its_length() {
         let p = EmvParams::default();
-        assert_eq!(terminal_value(&p, [1, 2, 3, 4], 0x9F37, 4), [1, 2, 3, 4]);
-        assert_eq!(terminal_value(&p, [0; 4], 0x9F02, 6), bcd(1_250, 6));
-        assert_eq!(terminal_value(&p, [0; 4], 0x5F2A, 3), [0x00, 0x09, 0x78]);
-        assert_eq!(terminal_value(&p, [0; 4], 0xDF01, 2), [0, 0]);
+        let un = [1, 2, 3, 4];
+        // 9F37 04 | 9F02 06 | 5F2A 03 | DF01 02: exact, exact, numeric padded, unknown.
+        let dol = [
+            0x9F, 0x37, 0x04, 0x9F, 0x02, 0x06, 0x5F, 0x2A, 0x03, 0xDF, 0x01, 0x02,
+        ];
+        let mut want = un.to_vec();
+        want.extend_from_slice(&bcd(1_250, 6));
+        want.extend_from_slice(&[0x00, 0x09, 0x78, 0x00, 0x00]);
+        assert_eq!(dol_data(&p, un, &dol, 255), Ok(want));
+        // Binary values are left-aligned, numeric ones right-aligned (EMV Book 3 §5.4).
+        let dol = [
+            0x9F, 0x37, 0x06, 0x9F, 0x37, 0x02, 0x9F, 0x02, 0x02, 0x9A, 0x04,
+        ];
+        assert_eq!(
+            dol_data(&p, un, &dol, 255),
+            Ok(vec![
+                1, 2, 3, 4, 0, 0, 1, 2, 0x12, 0x50, 0x00, 0x26, 0x01, 0x15
+            ])
+        );
+        // A DOL asking for more than the command carries, or a malformed one, ends the tap.
+        assert!(dol_data(&p, un, &[0x9F, 0x02, 0xFF], 252).is_err());
+        assert!(dol_data(&p, un, &[0x9F, 0x02], 252).is_err());
+        assert_eq!(dol_data(&p, un, &[], 252), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn ppse_entry_with_the_highest_priority_wins() {
+        let entry = |aid: &[u8], priority: Option<u8>| {
+            let mut children = vec![tlv::encode(0x4F, aid)];
+            children.extend(priority.map(|p| tlv::encode(0x87, &[p])));
+            tlv::constructed(0x61, &children)
+        };
+        let fci = |entries: Vec<Vec<u8>>| {
+            tlv::constructed(
+                0x6F,
+                &[
+                    tlv::encode(0x84, PPSE),
+                    tlv::constructed(0xA5, &[tlv::constructed(0xBF0C, &entries)]),
+                ],
+            )
+        };
+        let (a, b, c) = (
+            &[0xA0, 0, 0, 0, 1][..],
+            &[0xA0, 0, 0, 0, 2][..],
+            &[0xA0, 0, 0, 0, 3][..],
+        );
+        // 87 02 beats no priority and 87 00; 87 01 beats 87 02; equal ranks keep card order.
+        let three = fci(vec![
+            entry(a, None),
+            entry(b, Some(0x02)),
+            entry(c, Some(0x00)),
+        ]);
+        assert_eq!(ppse_choice(&three), Some(b));
+        let two = fci(vec![entry(b, Some(0x82)), entry(c, Some(0x01))]);
+        assert_eq!(ppse_choice(&two), Some(c));
+        assert_eq!(
+            ppse_choice(&fci(vec![entry(a, None), entry(b, None)])),
+            Some(a)
+        );
+        assert_eq!(ppse_choice(&fci(Vec::new())), None);
     }
 
     #[test]
