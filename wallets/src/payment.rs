@@ -15,7 +15,7 @@
 //!
 //! The terminal's side of this flow, and what it takes from each answer, is documented once
 //! in `libnci::sim::scripts` ("The EMV contactless flow"); its `emv` script completes a
-//! purchase against this card.
+//! purchase against this card (`tests/reader_scripts.rs`).
 //!
 //! The default AID is `A0000000041010` (Mastercard credit/debit) so that ordinary reader
 //! scripts and test terminals select it; a real terminal would send the ARQC online and the
