@@ -5,7 +5,7 @@ use libnci::apdu::StatusWord;
 use libnci::sim::cards::{CardApplet, EMV_AFL};
 use libnci::sim::scripts::{
     self, bcd, read_record, select_aid, sweep_aid, transit_debit, transit_receipt_message,
-    EmvParams, TransitBalanceRepr, TransitDebitRepr, TransitParams, SELECT_PPSE, TRANSIT_AID,
+    EmvParams, TransitBalanceRepr, TransitDebitRepr, SELECT_PPSE, TRANSIT_AID,
     TRANSIT_READ_BALANCE, UNKNOWN_AID,
 };
 use libnci::sim::{
@@ -141,19 +141,14 @@ fn emv_purchase_fits_the_budget_over_a_400_khz_bus() {
 
 #[test]
 fn transit_gate() {
-    let params = TransitParams::default();
+    let debit = TransitDebitRepr::default();
     let (report, h) = tap(
         TransitCard::new(1_000),
-        scripts::transit(&params),
+        scripts::transit(&debit),
         ReaderConfig::default(),
     );
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     let cmds: Vec<&[u8]> = report.apdus.iter().map(|r| r.cmd.as_slice()).collect();
-    let debit = TransitDebitRepr {
-        fare: params.fare,
-        gate_id: params.gate_id,
-        timestamp: params.timestamp,
-    };
     assert_eq!(
         cmds,
         [
@@ -197,7 +192,7 @@ fn transit_gate() {
 fn transit_gate_refuses_a_short_balance() {
     let (report, _) = tap(
         TransitCard::new(100),
-        scripts::transit(&TransitParams::default()),
+        scripts::transit(&TransitDebitRepr::default()),
         ReaderConfig::default(),
     );
     assert_eq!(

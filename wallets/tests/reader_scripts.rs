@@ -7,7 +7,7 @@
 use libnci::apdu::StatusWord;
 use libnci::sim::scripts::{
     self, transit_debit, transit_receipt_message, EmvParams, TransitBalanceRepr, TransitDebitRepr,
-    TransitParams, SELECT_PPSE, TRANSIT_AID, TRANSIT_READ_BALANCE,
+    SELECT_PPSE, TRANSIT_AID, TRANSIT_READ_BALANCE,
 };
 use libnci::sim::{
     pn7150_setup, CardApplet, Harness, Nfcc, Reader, ReaderConfig, ScriptedDh, TapOutcome,
@@ -106,21 +106,16 @@ fn transit_gate_debits_the_transit_wallet_and_gets_a_signed_receipt() {
     };
     let card = TransitCard::new(TRANSIT_AID.to_vec(), &pkcs8, start).expect("P-256 key");
     let public_key = card.public_key().to_vec();
-    let params = TransitParams {
-        fare: 275,
-        gate_id: *b"GATE0042",
-        timestamp: 1_767_225_600,
-    };
-    let (report, run) = tap(card, scripts::transit(&params));
-    let card = &run.dh.card().0;
-    assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
-
-    // SELECT F04E4643445452414E534954, READ BALANCE, DEBIT 2.75 at GATE0042.
     let debit = TransitDebitRepr {
         fare: 275,
         gate_id: *b"GATE0042",
         timestamp: 1_767_225_600,
     };
+    let (report, run) = tap(card, scripts::transit(&debit));
+    let card = &run.dh.card().0;
+    assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
+
+    // SELECT F04E4643445452414E534954, READ BALANCE, DEBIT 2.75 at GATE0042.
     let cmds: Vec<&[u8]> = report.apdus.iter().map(|r| r.cmd.as_slice()).collect();
     assert_eq!(
         cmds,
@@ -174,7 +169,7 @@ fn transit_gate_stops_at_a_short_balance_and_the_wallet_debits_nothing() {
         counter: 0,
     };
     let card = TransitCard::new(TRANSIT_AID.to_vec(), &pkcs8, start).expect("P-256 key");
-    let (report, run) = tap(card, scripts::transit(&TransitParams::default()));
+    let (report, run) = tap(card, scripts::transit(&TransitDebitRepr::default()));
     let card = &run.dh.card().0;
     // DEBIT 2.50 with 1.00 on the card → 6985, the tap ends there.
     assert_eq!(

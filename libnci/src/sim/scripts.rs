@@ -510,7 +510,7 @@ pub const TRANSIT_GET_PUBLIC_KEY: [u8; 5] = [
     0x20,
     TRANSIT_PUBLIC_KEY_LEN as u8,
 ];
-/// The fare the gate debits by default ([`TransitParams`]), in cents.
+/// The fare the demo gate debits ([`TransitDebitRepr::default`]), in cents.
 pub const TRANSIT_FARE: u32 = 250;
 /// DEBIT of more than the balance (or with the debit counter exhausted): conditions of use not
 /// satisfied (ISO/IEC 7816-4 §5.6). Nothing is debited.
@@ -551,7 +551,7 @@ impl TransitBalanceRepr {
     }
 }
 
-/// What a gate debits: the command data of DEBIT.
+/// What a gate debits: the command data of DEBIT, and the gate side of a [`transit`] tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransitDebitRepr {
     /// Fare, cents.
@@ -560,6 +560,18 @@ pub struct TransitDebitRepr {
     pub gate_id: [u8; 8],
     /// The gate's clock, Unix seconds.
     pub timestamp: u32,
+}
+
+impl Default for TransitDebitRepr {
+    /// The demo gate: [`TRANSIT_FARE`] at gate `NFCDGATE`, at 2026-01-01T00:00:00Z (simulated
+    /// gates have no clock of their own).
+    fn default() -> Self {
+        TransitDebitRepr {
+            fare: TRANSIT_FARE,
+            gate_id: *b"NFCDGATE",
+            timestamp: 1_767_225_600,
+        }
+    }
 }
 
 impl TransitDebitRepr {
@@ -650,28 +662,6 @@ pub fn transit_receipt_message(debit: &TransitDebitRepr, after: &TransitBalanceR
     message
 }
 
-/// Gate side of a transit tap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TransitParams {
-    /// Fare, cents ([`TRANSIT_FARE`] by default).
-    pub fare: u32,
-    /// The gate's identity (`NFCDGATE` by default).
-    pub gate_id: [u8; 8],
-    /// The gate's clock, Unix seconds (2026-01-01T00:00:00Z by default: simulated gates have
-    /// no clock of their own).
-    pub timestamp: u32,
-}
-
-impl Default for TransitParams {
-    fn default() -> Self {
-        TransitParams {
-            fare: TRANSIT_FARE,
-            gate_id: *b"NFCDGATE",
-            timestamp: 1_767_225_600,
-        }
-    }
-}
-
 fn response_data_as<T>(
     records: &[ApduRecord],
     what: &str,
@@ -681,7 +671,7 @@ fn response_data_as<T>(
     parse(data).ok_or_else(|| format!("{what} response of {} octets is malformed", data.len()))
 }
 
-/// The transit gate: SELECT [`TRANSIT_AID`], READ BALANCE, DEBIT the fare of `params`.
+/// The transit gate: SELECT [`TRANSIT_AID`], READ BALANCE, DEBIT as `debit` says.
 ///
 /// Fails when the receipt's balance is not the old one minus the fare or its counter is not the
 /// old one plus one. It does not check the signature (that needs the card's public key and
@@ -689,12 +679,8 @@ fn response_data_as<T>(
 /// needs. Values recorded: `balance_before`, `counter_before`, `balance_after`,
 /// `counter_after` (4 octets each), `receipt_message` ([`transit_receipt_message`], 24 octets)
 /// and `receipt_signature` (64 octets).
-pub fn transit(params: &TransitParams) -> Script {
-    let debit = TransitDebitRepr {
-        fare: params.fare,
-        gate_id: params.gate_id,
-        timestamp: params.timestamp,
-    };
+pub fn transit(debit: &TransitDebitRepr) -> Script {
+    let debit = *debit;
     Script {
         name: "transit".to_string(),
         steps: vec![
@@ -729,16 +715,13 @@ pub fn transit(params: &TransitParams) -> Script {
                             transit_receipt_message(&debit, &after).to_vec(),
                         );
                         values.insert("receipt_signature".to_string(), receipt.signature.to_vec());
-                        let expected = TransitBalanceRepr {
-                            balance: before.balance.checked_sub(debit.fare).ok_or_else(|| {
-                                format!(
-                                    "DEBIT of {} accepted on a balance of {}",
-                                    debit.fare, before.balance
-                                )
-                            })?,
-                            counter: before.counter.wrapping_add(1),
-                        };
-                        if after == expected {
+                        let expected = before
+                            .balance
+                            .checked_sub(debit.fare)
+                            .zip(before.counter.checked_add(1));
+                        let expected = expected
+                            .map(|(balance, counter)| TransitBalanceRepr { balance, counter });
+                        if Some(after) == expected {
                             Ok(Vec::new())
                         } else {
                             Err(format!(
@@ -796,13 +779,7 @@ mod tests {
         let mut debit = vec![0x80, 0x54, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0xFA];
         debit.extend_from_slice(b"NFCDGATE");
         debit.extend_from_slice(&[0x69, 0x55, 0xB9, 0x00, 0x48]);
-        let params = TransitParams::default();
-        let command = transit_debit(&TransitDebitRepr {
-            fare: params.fare,
-            gate_id: params.gate_id,
-            timestamp: params.timestamp,
-        });
-        assert_eq!(command[..], debit[..]);
+        assert_eq!(transit_debit(&TransitDebitRepr::default())[..], debit[..]);
         assert_eq!(TRANSIT_READ_BALANCE, [0x80, 0x5C, 0x00, 0x00, 0x08]);
         assert_eq!(TRANSIT_GET_PUBLIC_KEY, [0x80, 0xCA, 0xDF, 0x20, 0x41]);
         assert_eq!(
