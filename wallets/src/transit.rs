@@ -242,13 +242,13 @@ impl TransitCard {
         let Some(debit) = TransitDebitRepr::parse(command.data) else {
             return status(StatusWord::WRONG_LENGTH);
         };
-        let (Some(balance), Some(counter)) = (
-            self.state.balance.checked_sub(debit.fare),
-            self.state.counter.checked_add(1),
-        ) else {
+        let Some(after) = TransitBalanceRepr::from(self.state).debited(debit.fare) else {
             return status(TRANSIT_SW_INSUFFICIENT_FUNDS);
         };
-        let new_state = TransitState { balance, counter };
+        let new_state = TransitState {
+            balance: after.balance,
+            counter: after.counter,
+        };
         if let Some(path) = &self.state_file {
             if let Err(e) = new_state.save(path) {
                 tracing::error!("cannot save transit state to {}: {e}", path.display());
@@ -257,7 +257,6 @@ impl TransitCard {
         }
         self.state = new_state;
 
-        let after = TransitBalanceRepr::from(new_state);
         let message = transit_receipt_message(&debit, &after);
         let signature = self
             .key_pair

@@ -334,13 +334,10 @@ impl TransitCard {
         let Some(debit) = TransitDebitRepr::parse(data) else {
             return status(StatusWord::WRONG_LENGTH);
         };
-        let (Some(balance), Some(counter)) = (
-            self.state.balance.checked_sub(debit.fare),
-            self.state.counter.checked_add(1),
-        ) else {
+        let Some(after) = self.state.debited(debit.fare) else {
             return status(TRANSIT_SW_INSUFFICIENT_FUNDS);
         };
-        self.state = TransitBalanceRepr { balance, counter };
+        self.state = after;
         let receipt = TransitReceiptRepr {
             after: self.state,
             signature: [0; TRANSIT_SIGNATURE_LEN],

@@ -542,6 +542,16 @@ impl TransitBalanceRepr {
         })
     }
 
+    /// The state after a DEBIT of `fare`: balance less the fare, counter plus one. `None` when
+    /// the balance is short or the counter exhausted: the card answers
+    /// [`TRANSIT_SW_INSUFFICIENT_FUNDS`] and keeps its state.
+    pub fn debited(&self, fare: u32) -> Option<TransitBalanceRepr> {
+        Some(TransitBalanceRepr {
+            balance: self.balance.checked_sub(fare)?,
+            counter: self.counter.checked_add(1)?,
+        })
+    }
+
     /// The octets: balance ‖ counter, big-endian.
     pub fn emit(&self) -> [u8; Self::LEN] {
         let mut out = [0; Self::LEN];
@@ -715,13 +725,7 @@ pub fn transit(debit: &TransitDebitRepr) -> Script {
                             transit_receipt_message(&debit, &after).to_vec(),
                         );
                         values.insert("receipt_signature".to_string(), receipt.signature.to_vec());
-                        let expected = before
-                            .balance
-                            .checked_sub(debit.fare)
-                            .zip(before.counter.checked_add(1));
-                        let expected = expected
-                            .map(|(balance, counter)| TransitBalanceRepr { balance, counter });
-                        if Some(after) == expected {
+                        if Some(after) == before.debited(debit.fare) {
                             Ok(Vec::new())
                         } else {
                             Err(format!(
@@ -815,6 +819,18 @@ mod tests {
         );
         assert_eq!(TransitBalanceRepr::parse(&after.emit()), Some(after));
         assert_eq!(TransitBalanceRepr::parse(&[0; 9]), None);
+        // A debit takes the fare and counts one; a short balance or a full counter refuse it.
+        let before = TransitBalanceRepr {
+            balance: 2_000,
+            counter: 0,
+        };
+        assert_eq!(before.debited(275), Some(after));
+        assert_eq!(before.debited(2_001), None);
+        let full = TransitBalanceRepr {
+            counter: u32::MAX,
+            ..before
+        };
+        assert_eq!(full.debited(1), None);
         let receipt = TransitReceiptRepr {
             after,
             signature: [0x5A; TRANSIT_SIGNATURE_LEN],
