@@ -11,14 +11,21 @@
 #[macro_use]
 mod macros;
 pub mod codes;
+pub mod config;
+pub mod core;
 pub mod header;
+pub mod message;
+pub mod nfcee;
+pub mod nxp;
+pub mod rf;
 pub mod routing;
 pub mod segment;
 
 pub use codes::*;
 pub use header::{Gid, HeaderRepr, MessageType, Packet, PacketId, HEADER_LEN, MAX_PAYLOAD_LEN};
+pub use message::{Emit, FieldVisitor, HexBytes, List, Message, StatusRsp, Tlv, Value};
 
-use core::fmt;
+use ::core::fmt;
 
 /// Why bytes could not be parsed or emitted. Allocation-free and small on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,7 +61,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl core::error::Error for Error {}
+impl ::core::error::Error for Error {}
 
 /// Result of wire operations.
-pub type Result<T> = core::result::Result<T, Error>;
+pub type Result<T> = ::core::result::Result<T, Error>;
