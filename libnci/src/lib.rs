@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apdu;
 pub mod routing;
 pub mod time;
 pub mod wire;
