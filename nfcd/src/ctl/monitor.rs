@@ -1,7 +1,7 @@
 //! `nfcctl monitor`: a live, decoded trace of NCI packets, APDUs and transactions.
 //!
 //! Contract: [`run`] subscribes with `org.nfcd.Monitor1.Subscribe` (doc/monitor-api.md),
-//! prints one line per `Nci` / `Apdu` signal and per `Adapter1` `TransactionStarted` /
+//! prints one line per `Nci` / `Apdu` / `Lost` signal and per `Adapter1` `TransactionStarted` /
 //! `TransactionEnded`, in arrival order, until SIGINT or SIGTERM; then it unsubscribes and ends
 //! with status 0. If nfcd leaves the bus the run ends with [`CtlError::DaemonAbsent`].
 //!
@@ -84,6 +84,14 @@ pub enum Event {
         /// The APDU.
         apdu: Vec<u8>,
     },
+    /// `Monitor1.Lost(t timestamp_us, u count)`: the daemon dropped `count` signals for this
+    /// subscriber because its queue was full.
+    Lost {
+        /// Daemon time, µs (CLOCK_MONOTONIC), of the first signal delivered again.
+        timestamp_us: u64,
+        /// Signals dropped.
+        count: u32,
+    },
     /// `Adapter1.TransactionStarted(s id, ay aid)`.
     TransactionStarted {
         /// Service Id.
@@ -145,6 +153,13 @@ impl Event {
                         apdu,
                     })
                 }),
+            (MONITOR_INTERFACE, "Lost") => body
+                .deserialize::<(u64, u32)>()
+                .map(|(timestamp_us, count)| Event::Lost {
+                    timestamp_us,
+                    count,
+                })
+                .map_err(bad),
             (ADAPTER_INTERFACE, "TransactionStarted") => body
                 .deserialize::<(String, Vec<u8>)>()
                 .map(|(id, aid)| Event::TransactionStarted { id, aid })
@@ -165,9 +180,9 @@ impl Event {
 
     fn timestamp_us(&self) -> Option<u64> {
         match self {
-            Event::Nci { timestamp_us, .. } | Event::Apdu { timestamp_us, .. } => {
-                Some(*timestamp_us)
-            }
+            Event::Nci { timestamp_us, .. }
+            | Event::Apdu { timestamp_us, .. }
+            | Event::Lost { timestamp_us, .. } => Some(*timestamp_us),
             Event::TransactionStarted { .. } | Event::TransactionEnded { .. } => None,
         }
     }
@@ -321,6 +336,13 @@ impl Decoder {
                 };
                 (format!("{time} {arrow} APDU {service}  {text}"), Some(apdu))
             }
+            Event::Lost { count, .. } => (
+                format!(
+                    "{time} ! LOST {count} signal{}",
+                    if *count == 1 { "" } else { "s" }
+                ),
+                None,
+            ),
             Event::TransactionStarted { id, aid } => (
                 format!("{time} @ TRANSACTION started {id} AID {}", hex(aid)),
                 None,
@@ -403,6 +425,15 @@ impl Decoder {
                     "sw": sw,
                 })
             }
+            Event::Lost {
+                timestamp_us,
+                count,
+            } => json!({
+                "event": "lost",
+                "time_us": time_us,
+                "timestamp_us": timestamp_us,
+                "count": count,
+            }),
             Event::TransactionStarted { id, aid } => json!({
                 "event": "transaction-started",
                 "time_us": time_us,
@@ -633,6 +664,14 @@ mod tests {
         assert_eq!(v["time_us"], 1000);
         assert_eq!(v["sw"], "6A82");
         assert_eq!(v["decoded"], "6A82 file or application not found");
+        let lost = Event::Lost {
+            timestamp_us: 2_100,
+            count: 3,
+        };
+        assert_eq!(
+            d.human(&lost, Duration::ZERO),
+            "   0.002000 ! LOST 3 signals\n"
+        );
         let ended = Event::TransactionEnded {
             id: "com.example.pay".into(),
             reason: "deselected".into(),
