@@ -12,6 +12,7 @@
 //! Layout:
 //! - [`wire`]: packet layout only — header views, message `Repr`s, code spaces, configuration
 //!   TLVs, segmentation and reassembly.
+//! - [`apdu`]: ISO/IEC 7816-4 command APDUs, SELECT by DF name, status words.
 //! - [`time`]: the caller-supplied notion of time.
 //! - [`routing`]: the listen-mode routing table builder (default route = host).
 //!
@@ -21,6 +22,9 @@
 #![warn(missing_docs)]
 
 pub mod apdu;
+pub mod controller;
 pub mod routing;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod wire;

@@ -6,5 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod dbus;
+pub mod hce;
 pub mod logging;
 pub mod transport;

@@ -1,5 +1,5 @@
 //! Configuration parameters: the TLVs of CORE_SET_CONFIG_CMD and CORE_GET_CONFIG_RSP (NCI 1.0
-//! §4.3 and Table 101; NCI 2.0 §4.3 and Table 150), including NXP's two-octet extension tags.
+//! Table 101; NCI 2.0 Table 150), including NXP's two-octet extension tags.
 //!
 //! What this module does: name the parameter identifiers, read and write one parameter
 //! ([`ConfigParam`], an item of a [`List`]), and give typed constructors and accessors for the
@@ -21,7 +21,7 @@
 //!
 //! NCI 1.0 names parameter 0x58 `LI_FWI`: one octet holding the Frame Waiting time Integer
 //! (0–14) the NFCC announces when it emulates an ISO-DEP card. NCI 2.0 renamed it
-//! `LI_A_RATS_TB1`: the whole TB(1) interface byte of the ATS (ISO/IEC 14443-4 §5.2.5), with FWI
+//! `LI_A_RATS_TB1`: the whole TB(1) interface byte of the ATS (ISO/IEC 14443-4, ATS), with FWI
 //! in the high nibble (b8–b5) and SFGI in the low nibble (b4–b1). The same FWI 7 is therefore
 //! `0x07` as `LI_FWI` but `0x70` as `LI_A_RATS_TB1`. This crate names the code point with the
 //! NCI 2.0 name and offers both encodings: [`ConfigParam::li_fwi`] / [`ConfigParam::as_li_fwi`]
@@ -30,7 +30,7 @@
 
 use core::fmt;
 
-use super::message::{visit_param, visit_param_id, FieldVisitor, List, ListItem, Reader, Writer};
+use super::message::{FieldVisitor, HexBytes, List, ListItem, Reader, Value, Writer};
 use super::{Error, Result};
 
 open_enum! {
@@ -281,7 +281,7 @@ impl<'a> ListItem<'a> for ParamId {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        visit_param_id(self, v)
+        v.item(Value::Name(self))
     }
 }
 
@@ -302,7 +302,8 @@ enum ParamValue<'a> {
     Inline { bytes: [u8; 2], len: u8 },
 }
 
-/// One configuration parameter: identifier, length, value (NCI 1.0 §4.3.1 Table 12).
+/// One configuration parameter: identifier, length, value (NCI 1.0 and NCI 2.0,
+/// CORE_SET_CONFIG_CMD).
 #[derive(Clone, Copy)]
 pub struct ConfigParam<'a> {
     /// The identifier.
@@ -376,7 +377,7 @@ impl<'a> ConfigParam<'a> {
     }
 
     /// LA_SEL_INFO: the SEL_RES (SAK) the NFCC answers with when emulating a Type A card; set
-    /// [`LA_SEL_INFO_ISO_DEP`] for ISO-DEP (NCI 1.0 Table 101, NFC Digital §4.8.2).
+    /// [`LA_SEL_INFO_ISO_DEP`] for ISO-DEP (NCI 1.0 Table 101; NFC Forum Digital, SEL_RES).
     pub fn la_sel_info(sel_res: u8) -> ConfigParam<'a> {
         ConfigParam::inline_u8(ParamId::LA_SEL_INFO, sel_res)
     }
@@ -415,7 +416,7 @@ impl<'a> ConfigParam<'a> {
     }
 
     /// NCI 2.0 LI_A_RATS_TB1: the ATS TB(1) octet, FWI in b8–b5 and SFGI in b4–b1 (both 0–14,
-    /// ISO/IEC 14443-4 §5.2.5); other values are [`Error::BadValue`].
+    /// ISO/IEC 14443-4, ATS interface byte TB(1)); other values are [`Error::BadValue`].
     pub fn li_a_rats_tb1(fwi: u8, sfgi: u8) -> Result<ConfigParam<'a>> {
         if fwi > 14 || sfgi > 14 {
             return Err(Error::BadValue);
@@ -447,7 +448,7 @@ impl<'a> ConfigParam<'a> {
         self.as_u8()
     }
 
-    /// LI_A_HIST_BY: the historical bytes of the ATS, at most 15 (ISO/IEC 14443-4 §5.2.7).
+    /// LI_A_HIST_BY: the historical bytes of the ATS, at most 15 (ISO/IEC 14443-4, ATS).
     pub fn li_a_hist_by(historical: &'a [u8]) -> Result<ConfigParam<'a>> {
         if historical.len() > 15 {
             return Err(Error::BadValue);
@@ -547,7 +548,7 @@ impl fmt::Debug for ConfigParam<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigParam")
             .field("id", &self.id)
-            .field("value", &super::message::HexBytes(self.value()))
+            .field("value", &HexBytes(self.value()))
             .finish()
     }
 }
@@ -569,7 +570,10 @@ impl<'a> ListItem<'a> for ConfigParam<'a> {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        visit_param(self, v)
+        v.item_record_begin()?;
+        v.field("id", Value::Name(&self.id))?;
+        v.field("value", Value::Hex(self.value()))?;
+        v.record_end()
     }
 }
 

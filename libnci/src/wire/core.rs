@@ -1,4 +1,4 @@
-//! NCI Core messages, GID 0000b (NCI 1.0 §4 and §5.2, NCI 2.0 §4 and §5.2): reset,
+//! NCI Core messages, GID 0000b (NCI 1.0 and NCI 2.0, chapter "NCI Core Control Messages"): reset,
 //! initialisation, configuration, logical connections, credits and error notifications.
 //!
 //! Each message is a validated value (`*Repr` in smoltcp's sense) with `parse`, and
@@ -9,11 +9,13 @@
 use core::fmt;
 
 use super::config::{ConfigParam, ParamId};
-use super::message::{Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value, Writer};
+use super::message::{
+    list_payload, octet_fields, Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value, Writer,
+};
 use super::nxp::NxpVersionInfo;
 use super::{ConfigStatus, NciVersion, ResetTrigger, ResetType, Result, RfInterface, Status};
 
-/// Opcodes of the Core group (NCI 1.0 Table 102, NCI 2.0 Table 149).
+/// Opcodes of the Core group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID values).
 pub mod oid {
     /// CORE_RESET_CMD / RSP / NTF.
     pub const CORE_RESET: u8 = 0x00;
@@ -87,42 +89,18 @@ fn visit_manufacturer(id: ManufacturerId, info: &[u8], v: &mut dyn FieldVisitor)
     v.record_end()
 }
 
-/// CORE_RESET_CMD (NCI 1.0 §4.1 Table 5, same in NCI 2.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreResetCmd {
-    /// Keep or reset the configuration.
-    pub reset_type: ResetType,
-}
-
-impl CoreResetCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreResetCmd> {
-        let mut r = Reader::new(payload);
-        let reset_type = ResetType::from(r.u8()?);
-        r.finish()?;
-        Ok(CoreResetCmd { reset_type })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("reset_type", Value::Name(&self.reset_type))
-    }
-}
-
-impl Emit for CoreResetCmd {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.reset_type))
+octet_fields! {
+    /// CORE_RESET_CMD (NCI 1.0 and NCI 2.0, same layout).
+    pub struct CoreResetCmd {
+        /// Keep or reset the configuration.
+        pub reset_type: ResetType => "reset_type" name,
     }
 }
 
 /// CORE_RESET_RSP in its NCI 1.0 or NCI 2.0 layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreResetRsp {
-    /// NCI 1.0 Table 6: status, NCI version, configuration status (3 octets).
+    /// NCI 1.0 layout: status, NCI version, configuration status (3 octets).
     Nci1 {
         /// Outcome.
         status: Status,
@@ -131,7 +109,7 @@ pub enum CoreResetRsp {
         /// Whether the configuration was kept or reset.
         config_status: ConfigStatus,
     },
-    /// NCI 2.0 Table 6: status only (1 octet); the version follows in CORE_RESET_NTF.
+    /// NCI 2.0 layout: status only (1 octet); the version follows in CORE_RESET_NTF.
     Nci2 {
         /// Outcome.
         status: Status,
@@ -141,8 +119,8 @@ pub enum CoreResetRsp {
 impl CoreResetRsp {
     /// Parse the payload. The layout is told by length, not by a version argument: this is
     /// the message the host learns the version from. One octet is the NCI 2.0 layout, three
-    /// octets the NCI 1.0 layout; two octets are [`Error::Truncated`], more than three
-    /// [`Error::TrailingBytes`].
+    /// octets the NCI 1.0 layout; two octets are [`Error::Truncated`](super::Error::Truncated),
+    /// more than three [`Error::TrailingBytes`](super::Error::TrailingBytes).
     pub fn parse(payload: &[u8]) -> Result<CoreResetRsp> {
         let mut r = Reader::new(payload);
         let status = Status::from(r.u8()?);
@@ -218,14 +196,14 @@ impl Emit for CoreResetRsp {
 /// CORE_RESET_NTF in its NCI 1.0 or NCI 2.0 layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreResetNtf<'a> {
-    /// NCI 1.0 Table 8: reason code and configuration status, sent when the NFCC reset itself.
+    /// NCI 1.0 layout: reason code and configuration status, sent when the NFCC reset itself.
     Nci1 {
-        /// Reason: 0x00 unspecified, 0xA0–0xFF proprietary (NCI 1.0 Table 9).
+        /// Reason: 0x00 unspecified, 0xA0–0xFF proprietary.
         reason: u8,
         /// Whether the configuration was kept or reset.
         config_status: ConfigStatus,
     },
-    /// NCI 2.0 Table 7: sent after every reset, carrying what CORE_RESET_RSP and CORE_INIT_RSP
+    /// NCI 2.0 layout: sent after every reset, carrying what CORE_RESET_RSP and CORE_INIT_RSP
     /// carried in NCI 1.0.
     Nci2 {
         /// Why the NFCC reset.
@@ -344,9 +322,9 @@ impl Emit for CoreResetNtf<'_> {
 /// CORE_INIT_CMD in its NCI 1.0 or NCI 2.0 layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreInitCmd {
-    /// NCI 1.0 Table 9: empty.
+    /// NCI 1.0 layout: empty.
     Nci1,
-    /// NCI 2.0 Table 9: two Feature Enable octets (0x00 0x00: no optional feature).
+    /// NCI 2.0 layout: two Feature Enable octets (0x00 0x00: no optional feature).
     Nci2 {
         /// Feature Enable octets.
         feature_enable: [u8; 2],
@@ -395,7 +373,7 @@ impl Emit for CoreInitCmd {
     }
 }
 
-/// The four NFCC Features octets of CORE_INIT_RSP (NCI 1.0 Table 10, NCI 2.0 Table 11).
+/// The four NFCC Features octets of CORE_INIT_RSP (NCI 1.0 and NCI 2.0, "NFCC Features").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NfccFeatures(pub [u8; 4]);
 
@@ -457,7 +435,7 @@ impl NfccFeatures {
 }
 
 /// A supported RF interface in an NCI 2.0 CORE_INIT_RSP: the interface and its extensions
-/// (NCI 2.0 Table 10).
+/// (NCI 2.0 CORE_INIT_RSP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfInterfaceExt<'a> {
     /// The interface.
@@ -486,21 +464,21 @@ impl<'a> ListItem<'a> for RfInterfaceExt<'a> {
     }
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        if self.extensions.is_empty() {
-            v.item(Value::Name(&self.interface))
-        } else {
-            v.item_record_begin()?;
-            v.field("interface", Value::Name(&self.interface))?;
+        // Always a record, so that structured output has one shape per list.
+        v.item_record_begin()?;
+        v.field("interface", Value::Name(&self.interface))?;
+        if !self.extensions.is_empty() {
             v.field("extensions", Value::Hex(self.extensions))?;
-            v.record_end()
         }
+        v.record_end()
     }
 }
 
 /// The fields of CORE_INIT_RSP that only one NCI version has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CoreInitRspLayout<'a> {
-    /// NCI 1.0 Table 10.
+    /// NCI 1.0 layout: interfaces after the features; large-parameter size and manufacturer
+    /// fields at the end.
     Nci1 {
         /// Supported RF interfaces.
         interfaces: List<'a, RfInterface>,
@@ -512,7 +490,8 @@ pub enum CoreInitRspLayout<'a> {
         /// firmware major and minor; see `wire::nxp`).
         manufacturer_info: [u8; 4],
     },
-    /// NCI 2.0 Table 10.
+    /// NCI 2.0 layout: HCI data payload, credits and NFC-V frame size; interfaces with their
+    /// extensions at the end (manufacturer fields moved to CORE_RESET_NTF).
     Nci2 {
         /// Maximum payload of data packets on the static HCI connection.
         max_data_packet_payload: u8,
@@ -525,7 +504,7 @@ pub enum CoreInitRspLayout<'a> {
     },
 }
 
-/// CORE_INIT_RSP (NCI 1.0 §4.2 Table 10, NCI 2.0 §4.2 Table 10).
+/// CORE_INIT_RSP (NCI 1.0 and NCI 2.0; the layouts differ, see [`CoreInitRspLayout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreInitRsp<'a> {
     /// Outcome.
@@ -555,8 +534,7 @@ impl<'a> CoreInitRsp<'a> {
             let max_data_packet_payload = r.u8()?;
             let initial_credits = r.u8()?;
             let max_nfcv_frame_size = r.u16_le()?;
-            let count = r.u8()?;
-            let interfaces = List::read(usize::from(count), &mut r)?;
+            let interfaces = List::read_counted(&mut r)?;
             CoreInitRsp {
                 status,
                 features,
@@ -571,8 +549,7 @@ impl<'a> CoreInitRsp<'a> {
                 },
             }
         } else {
-            let count = r.u8()?;
-            let interfaces = List::read(usize::from(count), &mut r)?;
+            let interfaces = List::read_counted(&mut r)?;
             let max_logical_connections = r.u8()?;
             let max_routing_table_size = r.u16_le()?;
             let max_control_packet_payload = r.u8()?;
@@ -682,8 +659,7 @@ impl Emit for CoreInitRsp<'_> {
                 manufacturer_id,
                 manufacturer_info,
             } => {
-                w.u8(interfaces.count_u8()?)?;
-                interfaces.write(w)?;
+                interfaces.write_counted(w)?;
                 w.u8(self.max_logical_connections)?;
                 w.u16_le(self.max_routing_table_size)?;
                 w.u8(self.max_control_packet_payload)?;
@@ -703,164 +679,50 @@ impl Emit for CoreInitRsp<'_> {
                 w.u8(*max_data_packet_payload)?;
                 w.u8(*initial_credits)?;
                 w.u16_le(*max_nfcv_frame_size)?;
-                w.u8(interfaces.count_u8()?)?;
-                interfaces.write(w)
+                interfaces.write_counted(w)
             }
         }
     }
 }
 
-/// CORE_SET_CONFIG_CMD (NCI 1.0 §4.3.1 Table 11): parameters to set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreSetConfigCmd<'a> {
-    /// The parameters, in order.
-    pub params: List<'a, ConfigParam<'a>>,
-}
-
-impl<'a> CoreSetConfigCmd<'a> {
-    /// Parse the payload: a count octet and that many parameter TLVs.
-    pub fn parse(payload: &'a [u8]) -> Result<CoreSetConfigCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let params = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(CoreSetConfigCmd { params })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.params.visit("params", v)
+list_payload! {
+    /// CORE_SET_CONFIG_CMD (NCI 1.0 and NCI 2.0): parameters to set.
+    pub struct CoreSetConfigCmd<'a> {
+        /// The parameters, in order.
+        pub params: List<'a, ConfigParam<'a>> => "params",
     }
 }
 
-impl Emit for CoreSetConfigCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.params.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.params.count_u8()?)?;
-        self.params.write(w)
-    }
-}
-
-/// CORE_SET_CONFIG_RSP (NCI 1.0 §4.3.1 Table 13): status and the parameters that were invalid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreSetConfigRsp<'a> {
-    /// Outcome.
-    pub status: Status,
-    /// Identifiers of the rejected parameters.
-    pub invalid_params: List<'a, ParamId>,
-}
-
-impl<'a> CoreSetConfigRsp<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<CoreSetConfigRsp<'a>> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        let count = r.u8()?;
-        let invalid_params = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(CoreSetConfigRsp {
-            status,
-            invalid_params,
-        })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))?;
-        self.invalid_params.visit("invalid", v)
+list_payload! {
+    /// CORE_SET_CONFIG_RSP (NCI 1.0 and NCI 2.0): status and the parameters that were invalid.
+    pub struct CoreSetConfigRsp<'a> {
+        /// Outcome.
+        pub status: Status => "status",
+        /// Identifiers of the rejected parameters.
+        pub invalid_params: List<'a, ParamId> => "invalid",
     }
 }
 
-impl Emit for CoreSetConfigRsp<'_> {
-    fn buffer_len(&self) -> usize {
-        2 + self.invalid_params.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))?;
-        w.u8(self.invalid_params.count_u8()?)?;
-        self.invalid_params.write(w)
+list_payload! {
+    /// CORE_GET_CONFIG_CMD (NCI 1.0 and NCI 2.0): parameters to read.
+    pub struct CoreGetConfigCmd<'a> {
+        /// Identifiers to read.
+        pub params: List<'a, ParamId> => "params",
     }
 }
 
-/// CORE_GET_CONFIG_CMD (NCI 1.0 §4.3.2 Table 14): parameters to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreGetConfigCmd<'a> {
-    /// Identifiers to read.
-    pub params: List<'a, ParamId>,
-}
-
-impl<'a> CoreGetConfigCmd<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<CoreGetConfigCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let params = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(CoreGetConfigCmd { params })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.params.visit("params", v)
-    }
-}
-
-impl Emit for CoreGetConfigCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.params.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.params.count_u8()?)?;
-        self.params.write(w)
-    }
-}
-
-/// CORE_GET_CONFIG_RSP (NCI 1.0 §4.3.2 Table 15): status and parameter TLVs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreGetConfigRsp<'a> {
-    /// Outcome.
-    pub status: Status,
-    /// The parameters (on failure: the invalid ones, with empty values).
-    pub params: List<'a, ConfigParam<'a>>,
-}
-
-impl<'a> CoreGetConfigRsp<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<CoreGetConfigRsp<'a>> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        let count = r.u8()?;
-        let params = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(CoreGetConfigRsp { status, params })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))?;
-        self.params.visit("params", v)
-    }
-}
-
-impl Emit for CoreGetConfigRsp<'_> {
-    fn buffer_len(&self) -> usize {
-        2 + self.params.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))?;
-        w.u8(self.params.count_u8()?)?;
-        self.params.write(w)
+list_payload! {
+    /// CORE_GET_CONFIG_RSP (NCI 1.0 and NCI 2.0): status and parameter TLVs.
+    pub struct CoreGetConfigRsp<'a> {
+        /// Outcome.
+        pub status: Status => "status",
+        /// The parameters (on failure: the invalid ones, with empty values).
+        pub params: List<'a, ConfigParam<'a>> => "params",
     }
 }
 
 open_enum! {
-    /// Destination types of CORE_CONN_CREATE_CMD (NCI 1.0 Table 15).
+    /// Destination types of CORE_CONN_CREATE_CMD (NCI 1.0 and NCI 2.0).
     pub enum DestinationType(u8) {
         /// Loop-back inside the NFCC (testing).
         NfccLoopback = 0x01 => "NFCC_LOOPBACK",
@@ -871,131 +733,35 @@ open_enum! {
     }
 }
 
-/// CORE_CONN_CREATE_CMD (NCI 1.0 §4.4.2 Table 14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreConnCreateCmd<'a> {
-    /// What the connection leads to.
-    pub destination_type: DestinationType,
-    /// Destination-specific parameters (TLVs, NCI 1.0 Table 16).
-    pub params: List<'a, Tlv<'a>>,
-}
-
-impl<'a> CoreConnCreateCmd<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<CoreConnCreateCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let destination_type = DestinationType::from(r.u8()?);
-        let count = r.u8()?;
-        let params = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(CoreConnCreateCmd {
-            destination_type,
-            params,
-        })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("destination", Value::Name(&self.destination_type))?;
-        self.params.visit("params", v)
+list_payload! {
+    /// CORE_CONN_CREATE_CMD (NCI 1.0 and NCI 2.0).
+    pub struct CoreConnCreateCmd<'a> {
+        /// What the connection leads to.
+        pub destination_type: DestinationType => "destination",
+        /// Destination-specific parameters (TLVs).
+        pub params: List<'a, Tlv<'a>> => "params",
     }
 }
 
-impl Emit for CoreConnCreateCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        2 + self.params.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.destination_type))?;
-        w.u8(self.params.count_u8()?)?;
-        self.params.write(w)
-    }
-}
-
-/// CORE_CONN_CREATE_RSP (NCI 1.0 §4.4.2 Table 17).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreConnCreateRsp {
-    /// Outcome.
-    pub status: Status,
-    /// Maximum payload of data packets on the new connection.
-    pub max_data_packet_payload: u8,
-    /// Credits the DH starts with.
-    pub initial_credits: u8,
-    /// Identifier of the new connection.
-    pub conn_id: u8,
-}
-
-impl CoreConnCreateRsp {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreConnCreateRsp> {
-        let mut r = Reader::new(payload);
-        let rsp = CoreConnCreateRsp {
-            status: Status::from(r.u8()?),
-            max_data_packet_payload: r.u8()?,
-            initial_credits: r.u8()?,
-            conn_id: r.u8()?,
-        };
-        r.finish()?;
-        Ok(rsp)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))?;
-        v.field(
-            "max_data_payload",
-            Value::Num(u64::from(self.max_data_packet_payload)),
-        )?;
-        v.field("credits", Value::Num(u64::from(self.initial_credits)))?;
-        v.field("conn_id", Value::Num(u64::from(self.conn_id)))
+octet_fields! {
+    /// CORE_CONN_CREATE_RSP (NCI 1.0 and NCI 2.0).
+    pub struct CoreConnCreateRsp {
+        /// Outcome.
+        pub status: Status => "status" name,
+        /// Maximum payload of data packets on the new connection.
+        pub max_data_packet_payload: u8 => "max_data_payload" num,
+        /// Credits the DH starts with.
+        pub initial_credits: u8 => "credits" num,
+        /// Identifier of the new connection.
+        pub conn_id: u8 => "conn_id" num,
     }
 }
 
-impl Emit for CoreConnCreateRsp {
-    fn buffer_len(&self) -> usize {
-        4
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[
-            u8::from(self.status),
-            self.max_data_packet_payload,
-            self.initial_credits,
-            self.conn_id,
-        ])
-    }
-}
-
-/// CORE_CONN_CLOSE_CMD (NCI 1.0 §4.4.3 Table 18).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreConnCloseCmd {
-    /// The connection to close.
-    pub conn_id: u8,
-}
-
-impl CoreConnCloseCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreConnCloseCmd> {
-        let mut r = Reader::new(payload);
-        let conn_id = r.u8()?;
-        r.finish()?;
-        Ok(CoreConnCloseCmd { conn_id })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("conn_id", Value::Num(u64::from(self.conn_id)))
-    }
-}
-
-impl Emit for CoreConnCloseCmd {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.conn_id)
+octet_fields! {
+    /// CORE_CONN_CLOSE_CMD (NCI 1.0 and NCI 2.0).
+    pub struct CoreConnCloseCmd {
+        /// The connection to close.
+        pub conn_id: u8 => "conn_id" num,
     }
 }
 
@@ -1032,137 +798,37 @@ impl<'a> ListItem<'a> for ConnCredit {
     }
 }
 
-/// CORE_CONN_CREDITS_NTF (NCI 1.0 §4.4.4 Table 20): the NFCC returns data credits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreConnCreditsNtf<'a> {
-    /// One entry per connection.
-    pub entries: List<'a, ConnCredit>,
-}
-
-impl<'a> CoreConnCreditsNtf<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<CoreConnCreditsNtf<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let entries = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(CoreConnCreditsNtf { entries })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.entries.visit("entries", v)
+list_payload! {
+    /// CORE_CONN_CREDITS_NTF (NCI 1.0 and NCI 2.0): the NFCC returns data credits.
+    pub struct CoreConnCreditsNtf<'a> {
+        /// One entry per connection.
+        pub entries: List<'a, ConnCredit> => "entries",
     }
 }
 
-impl Emit for CoreConnCreditsNtf<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.entries.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.entries.count_u8()?)?;
-        self.entries.write(w)
+octet_fields! {
+    /// CORE_GENERIC_ERROR_NTF (NCI 1.0 and NCI 2.0).
+    pub struct CoreGenericErrorNtf {
+        /// What went wrong (e.g. DISCOVERY_TARGET_ACTIVATION_FAILED).
+        pub status: Status => "status" name,
     }
 }
 
-/// CORE_GENERIC_ERROR_NTF (NCI 1.0 §4.5 Table 21).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreGenericErrorNtf {
-    /// What went wrong (e.g. DISCOVERY_TARGET_ACTIVATION_FAILED).
-    pub status: Status,
-}
-
-impl CoreGenericErrorNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreGenericErrorNtf> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        r.finish()?;
-        Ok(CoreGenericErrorNtf { status })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))
+octet_fields! {
+    /// CORE_INTERFACE_ERROR_NTF (NCI 1.0 and NCI 2.0): an error on a logical connection.
+    pub struct CoreInterfaceErrorNtf {
+        /// What went wrong (e.g. RF_TIMEOUT_ERROR).
+        pub status: Status => "status" name,
+        /// The connection.
+        pub conn_id: u8 => "conn_id" num,
     }
 }
 
-impl Emit for CoreGenericErrorNtf {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))
-    }
-}
-
-/// CORE_INTERFACE_ERROR_NTF (NCI 1.0 §4.5 Table 22): an error on a logical connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreInterfaceErrorNtf {
-    /// What went wrong (e.g. RF_TIMEOUT_ERROR).
-    pub status: Status,
-    /// The connection.
-    pub conn_id: u8,
-}
-
-impl CoreInterfaceErrorNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreInterfaceErrorNtf> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        let conn_id = r.u8()?;
-        r.finish()?;
-        Ok(CoreInterfaceErrorNtf { status, conn_id })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))?;
-        v.field("conn_id", Value::Num(u64::from(self.conn_id)))
-    }
-}
-
-impl Emit for CoreInterfaceErrorNtf {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[u8::from(self.status), self.conn_id])
-    }
-}
-
-/// NCI 2.0 CORE_SET_POWER_SUB_STATE_CMD (NCI 2.0 §4.6 Table 23).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreSetPowerSubStateCmd {
-    /// 0x00 switched on, 0x01–0x03 switched-on sub-states 1–3 (e.g. screen off, locked).
-    pub power_state: u8,
-}
-
-impl CoreSetPowerSubStateCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreSetPowerSubStateCmd> {
-        let mut r = Reader::new(payload);
-        let power_state = r.u8()?;
-        r.finish()?;
-        Ok(CoreSetPowerSubStateCmd { power_state })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("power_state", Value::Num(u64::from(self.power_state)))
-    }
-}
-
-impl Emit for CoreSetPowerSubStateCmd {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.power_state)
+octet_fields! {
+    /// CORE_SET_POWER_SUB_STATE_CMD (NCI 2.0 only).
+    pub struct CoreSetPowerSubStateCmd {
+        /// 0x00 switched on, 0x01–0x03 switched-on sub-states 1–3 (e.g. screen off, locked).
+        pub power_state: u8 => "power_state" num,
     }
 }
 
@@ -1488,8 +1154,8 @@ mod tests {
             msg.to_string(),
             "CORE_INIT_RSP status=STATUS_OK features=01 0E 02 00 max_conns=1 routing_table=512 \
              max_ctrl_payload=255 max_data_payload=255 credits=1 max_nfcv_frame=512 \
-             interfaces=[FRAME_RF_INTERFACE {interface=ISO_DEP_RF_INTERFACE extensions=00} \
-             NFC_DEP_RF_INTERFACE]"
+             interfaces=[{interface=FRAME_RF_INTERFACE} {interface=ISO_DEP_RF_INTERFACE \
+             extensions=00} {interface=NFC_DEP_RF_INTERFACE}]"
         );
         // An extension count running past the end of the payload.
         let mut bad = CORE_INIT_RSP_V2;
@@ -1622,7 +1288,7 @@ mod tests {
         let msg = roundtrip(&CORE_CONN_CREATE_CMD, NciVersion::V1_0);
         assert_eq!(
             msg.to_string(),
-            "CORE_CONN_CREATE_CMD destination=NFCEE params=[{type=1 value=02 01}]"
+            "CORE_CONN_CREATE_CMD destination=NFCEE params=[{type=01 value=02 01}]"
         );
         let msg = roundtrip(&CORE_CONN_CREATE_RSP, NciVersion::V1_0);
         assert_eq!(

@@ -18,10 +18,28 @@
 //! Unknown control messages in the standard groups are [`Error::UnknownMessage`]; any message in
 //! the proprietary group (GID 1111b) parses, as [`Message::Proprietary`] when it has no named
 //! layout.
+//!
+//! ```
+//! use libnci::wire::core::CoreResetCmd;
+//! use libnci::wire::{Message, NciVersion, ResetType};
+//!
+//! // Host to controller: build and emit CORE_RESET_CMD.
+//! let reset = Message::CoreResetCmd(CoreResetCmd { reset_type: ResetType::ResetConfig });
+//! let mut packet = [0u8; 258];
+//! let len = reset.emit_packet(&mut packet).unwrap();
+//! assert_eq!(&packet[..len], &[0x20, 0x00, 0x01, 0x01]);
+//!
+//! // Controller to host: parse the PN7150's CORE_RESET_RSP.
+//! let rsp = Message::parse_packet(&[0x40, 0x00, 0x03, 0x00, 0x10, 0x01], NciVersion::V1_0);
+//! let rsp = rsp.unwrap();
+//! assert_eq!(
+//!     rsp.to_string(),
+//!     "CORE_RESET_RSP status=STATUS_OK nci_version=1.0 config_status=NCI_RF_CONFIGURATION_RESET"
+//! );
+//! ```
 
 use core::fmt;
 
-use super::config::{ConfigParam, ParamId};
 use super::core::{
     CoreConnCloseCmd, CoreConnCreateCmd, CoreConnCreateRsp, CoreConnCreditsNtf,
     CoreGenericErrorNtf, CoreGetConfigCmd, CoreGetConfigRsp, CoreInitCmd, CoreInitRsp,
@@ -83,7 +101,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// A little-endian 16-bit field (NCI 1.0 §3.2: multi-octet fields are little endian).
+    /// A little-endian 16-bit field (NCI sends multi-octet numbers least significant first).
     pub fn u16_le(&mut self) -> Result<u16> {
         Ok(u16::from_le_bytes(self.array()?))
     }
@@ -263,6 +281,12 @@ impl<'a, T: ListItem<'a>> List<'a, T> {
         })
     }
 
+    /// Read a count octet and that many items.
+    pub fn read_counted(r: &mut Reader<'a>) -> Result<List<'a, T>> {
+        let count = r.u8()?;
+        List::read(usize::from(count), r)
+    }
+
     /// Validate `bytes` as exactly `count` items and nothing else.
     pub fn parse(count: usize, bytes: &'a [u8]) -> Result<List<'a, T>> {
         let mut r = Reader::new(bytes);
@@ -326,6 +350,12 @@ impl<'a, T: ListItem<'a>> List<'a, T> {
         }
     }
 
+    /// Write the count octet and the items.
+    pub fn write_counted(&self, w: &mut Writer<'_>) -> Result<()> {
+        w.u8(self.count_u8()?)?;
+        self.write(w)
+    }
+
     /// Describe the list as the field `key`.
     pub fn visit(&self, key: &str, v: &mut dyn FieldVisitor) -> fmt::Result {
         v.list_begin(key)?;
@@ -380,7 +410,8 @@ impl<'a, T: ListItem<'a>> Iterator for ListIter<'a, T> {
 }
 
 /// A type-length-value item: one type octet, one length octet, the value (routing entries, NCI
-/// 1.0 §6.3.2 Table 45; destination-specific parameters, Table 16; NFCEE information, Table 87).
+/// 1.0 and 2.0 RF_SET_LISTEN_MODE_ROUTING_CMD; CORE_CONN_CREATE_CMD destination-specific
+/// parameters; NFCEE information and discovery requests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tlv<'a> {
     /// The type octet, kept whole (routing entries carry qualifier bits in it).
@@ -407,7 +438,7 @@ impl<'a> ListItem<'a> for Tlv<'a> {
 
     fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
         v.item_record_begin()?;
-        v.field("type", Value::Num(u64::from(self.tag)))?;
+        v.field("type", Value::Hex(core::slice::from_ref(&self.tag)))?;
         v.field("value", Value::Hex(self.value))?;
         v.record_end()
     }
@@ -590,39 +621,158 @@ impl FieldVisitor for TextFields<'_, '_> {
     }
 }
 
+/// Declares a payload made only of one-octet fields (a status, a code point, an identifier),
+/// with `parse`, `visit` and [`Emit`]. Each field names its key in the decoded output and how it
+/// renders: `name` (a code point's specification name), `num` (decimal) or `hex`.
+macro_rules! octet_fields {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                pub $field:ident: $ty:ty => $key:literal $render:ident,
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )+
+        }
+
+        impl $name {
+            /// Parse the payload: exactly one octet per field.
+            pub fn parse(payload: &[u8]) -> $crate::wire::Result<$name> {
+                let mut r = $crate::wire::message::Reader::new(payload);
+                let parsed = $name {
+                    $( $field: <$ty>::from(r.u8()?), )+
+                };
+                r.finish()?;
+                Ok(parsed)
+            }
+
+            /// Describe the fields.
+            pub fn visit(
+                &self,
+                v: &mut dyn $crate::wire::FieldVisitor,
+            ) -> ::core::fmt::Result {
+                $( $crate::wire::message::octet_fields!(@visit v $key $render self.$field); )+
+                Ok(())
+            }
+        }
+
+        impl $crate::wire::Emit for $name {
+            fn buffer_len(&self) -> usize {
+                [$( stringify!($field) ),+].len()
+            }
+
+            fn write(
+                &self,
+                w: &mut $crate::wire::message::Writer<'_>,
+            ) -> $crate::wire::Result<()> {
+                w.bytes(&[$( u8::from(self.$field) ),+])
+            }
+        }
+    };
+    (@visit $v:ident $key:literal name $value:expr) => {
+        $v.field($key, $crate::wire::Value::Name(&$value))?
+    };
+    (@visit $v:ident $key:literal num $value:expr) => {
+        $v.field($key, $crate::wire::Value::Num(u64::from(u8::from($value))))?
+    };
+    (@visit $v:ident $key:literal hex $value:expr) => {
+        $v.field($key, $crate::wire::Value::Hex(&[u8::from($value)]))?
+    };
+}
+pub(crate) use octet_fields;
+
+/// Declares a payload that is a counted list — a count octet and that many items — optionally
+/// after one leading octet that holds a code point (a status, a destination type), with
+/// `parse`, `visit` and [`Emit`].
+macro_rules! list_payload {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<$lt:lifetime> {
+            $(#[$hmeta:meta])*
+            pub $head:ident: $hty:ty => $hkey:literal,
+            $(#[$fmeta:meta])*
+            pub $field:ident: List<$lt2:lifetime, $item:ty> => $key:literal,
+        }
+    ) => {
+        $crate::wire::message::list_payload!(@emit $(#[$meta])* $name $lt
+            [$(#[$hmeta])* $head: $hty => $hkey]
+            $(#[$fmeta])* $field $lt2 $item => $key);
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<$lt:lifetime> {
+            $(#[$fmeta:meta])*
+            pub $field:ident: List<$lt2:lifetime, $item:ty> => $key:literal,
+        }
+    ) => {
+        $crate::wire::message::list_payload!(@emit $(#[$meta])* $name $lt
+            []
+            $(#[$fmeta])* $field $lt2 $item => $key);
+    };
+    (
+        @emit $(#[$meta:meta])* $name:ident $lt:lifetime
+        [$( $(#[$hmeta:meta])* $head:ident: $hty:ty => $hkey:literal )?]
+        $(#[$fmeta:meta])* $field:ident $lt2:lifetime $item:ty => $key:literal
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<$lt> {
+            $( $(#[$hmeta])* pub $head: $hty, )?
+            $(#[$fmeta])*
+            pub $field: $crate::wire::List<$lt2, $item>,
+        }
+
+        impl<$lt> $name<$lt> {
+            /// Parse the payload.
+            pub fn parse(payload: &$lt [u8]) -> $crate::wire::Result<$name<$lt>> {
+                let mut r = $crate::wire::message::Reader::new(payload);
+                $( let $head = <$hty>::from(r.u8()?); )?
+                let $field = $crate::wire::List::read_counted(&mut r)?;
+                r.finish()?;
+                Ok($name { $( $head, )? $field })
+            }
+
+            /// Describe the fields.
+            pub fn visit(
+                &self,
+                v: &mut dyn $crate::wire::FieldVisitor,
+            ) -> ::core::fmt::Result {
+                $( v.field($hkey, $crate::wire::Value::Name(&self.$head))?; )?
+                self.$field.visit($key, v)
+            }
+        }
+
+        impl $crate::wire::Emit for $name<'_> {
+            fn buffer_len(&self) -> usize {
+                <[&str]>::len(&[$( stringify!($head) )?]) + 1 + self.$field.buffer_len()
+            }
+
+            fn write(
+                &self,
+                w: &mut $crate::wire::message::Writer<'_>,
+            ) -> $crate::wire::Result<()> {
+                $( w.u8(u8::from(self.$head))?; )?
+                self.$field.write_counted(w)
+            }
+        }
+    };
+}
+pub(crate) use list_payload;
+
 // ---------------------------------------------------------------------------------------------
 // Payloads shared by several groups
 // ---------------------------------------------------------------------------------------------
 
-/// A response whose whole payload is a status octet (e.g. RF_DISCOVER_RSP, NCI 1.0 Table 52).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StatusRsp {
-    /// Outcome of the command.
-    pub status: Status,
-}
-
-impl StatusRsp {
-    /// Parse a one-octet status payload.
-    pub fn parse(payload: &[u8]) -> Result<StatusRsp> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        r.finish()?;
-        Ok(StatusRsp { status })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))
-    }
-}
-
-impl Emit for StatusRsp {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))
+octet_fields! {
+    /// A response whose whole payload is a status octet (e.g. RF_DISCOVER_RSP, NCI 1.0 and 2.0).
+    pub struct StatusRsp {
+        /// Outcome of the command.
+        pub status: Status => "status" name,
     }
 }
 
@@ -640,8 +790,8 @@ macro_rules! messages {
                 $( => |$p:ident, $v:ident| $parse:expr )? ;
         )*
     ) => {
-        /// One whole NCI message of any group, in either direction (NCI 1.0 §3.4, §4–§7; NCI
-        /// 2.0 §3.4, §4–§7; NXP PN7150 extensions from UM10936).
+        /// One whole NCI message of any group, in either direction (NCI 1.0 and NCI 2.0 control
+        /// and data messages; NXP PN7150 extensions from UM10936).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Message<'a> {
             $(
@@ -657,7 +807,7 @@ macro_rules! messages {
                 /// Payload, not interpreted.
                 payload: &'a [u8],
             },
-            /// A data message on a logical connection (NCI 1.0 §3.4.3).
+            /// A data message on a logical connection (NCI 1.0 §3.4, data packets).
             Data {
                 /// Connection identifier; 0 is the static RF connection.
                 conn_id: u8,
@@ -678,7 +828,9 @@ macro_rules! messages {
             ) -> Result<Message<'a>> {
                 $(
                     if mt == MessageType::$mt && gid == Gid::$gid && oid == $oid {
-                        return messages!(@parse $variant payload version $( $ty => |$p, $v| $parse )?);
+                        return messages!(
+                            @parse $variant payload version $( $ty => |$p, $v| $parse )?
+                        );
                     }
                 )*
                 let _ = (payload, version);
@@ -769,7 +921,10 @@ macro_rules! messages {
         }
     };
 
-    (@parse $variant:ident $payload:ident $version:ident $ty:ty => |$p:ident, $v:ident| $parse:expr) => {{
+    (
+        @parse $variant:ident $payload:ident $version:ident
+        $ty:ty => |$p:ident, $v:ident| $parse:expr
+    ) => {{
         let $p = $payload;
         #[allow(unused_variables)]
         let $v = $version;
@@ -1017,19 +1172,6 @@ impl fmt::Display for Message<'_> {
         f.write_str(self.name())?;
         self.visit(&mut TextFields::new(f, true))
     }
-}
-
-/// Describe a configuration parameter identifier as a list item.
-pub(crate) fn visit_param_id(id: &ParamId, v: &mut dyn FieldVisitor) -> fmt::Result {
-    v.item(Value::Name(id))
-}
-
-/// Describe a configuration parameter as a list item.
-pub(crate) fn visit_param(param: &ConfigParam<'_>, v: &mut dyn FieldVisitor) -> fmt::Result {
-    v.item_record_begin()?;
-    v.field("id", Value::Name(&param.id))?;
-    v.field("value", Value::Hex(param.value()))?;
-    v.record_end()
 }
 
 #[cfg(test)]

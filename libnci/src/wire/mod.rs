@@ -22,6 +22,7 @@ pub mod routing;
 pub mod segment;
 
 pub use codes::*;
+pub use config::{ConfigParam, NciParamId, ParamId};
 pub use header::{Gid, HeaderRepr, MessageType, Packet, PacketId, HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use message::{Emit, FieldVisitor, HexBytes, List, Message, StatusRsp, Tlv, Value};
 

@@ -1,5 +1,6 @@
-//! NFCEE Management messages, GID 0010b (NCI 1.0 §9, NCI 2.0 §10): discovering NFC execution
-//! environments (secure elements, the HCI network) and enabling or disabling them.
+//! NFCEE Management messages, GID 0010b (NCI 1.0 and NCI 2.0, NFCEE discovery and mode set):
+//! discovering NFC execution environments (secure elements, the HCI network) and enabling or
+//! disabling them.
 //!
 //! A host-card-emulation host mostly needs to see these go by; NFCEE_DISCOVER_NTF is therefore
 //! parsed to its identifier and status, the rest kept raw (with a best-effort accessor for the
@@ -7,10 +8,11 @@
 
 use core::fmt;
 
-use super::message::{Emit, FieldVisitor, Reader, Value, Writer};
+use super::message::{octet_fields, Emit, FieldVisitor, Reader, Value, Writer};
 use super::{NciVersion, Result, Status};
 
-/// Opcodes of the NFCEE Management group (NCI 1.0 Table 102, NCI 2.0 Table 149).
+/// Opcodes of the NFCEE Management group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID
+/// values).
 pub mod oid {
     /// NFCEE_DISCOVER_CMD / RSP / NTF.
     pub const NFCEE_DISCOVER: u8 = 0x00;
@@ -82,41 +84,13 @@ impl Emit for NfceeDiscoverCmd {
     }
 }
 
-/// NFCEE_DISCOVER_RSP: status and the number of NFCEEs that will be reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeDiscoverRsp {
-    /// Outcome.
-    pub status: Status,
-    /// How many NFCEE_DISCOVER_NTF follow.
-    pub number_of_nfcees: u8,
-}
-
-impl NfceeDiscoverRsp {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeDiscoverRsp> {
-        let mut r = Reader::new(payload);
-        let rsp = NfceeDiscoverRsp {
-            status: Status::from(r.u8()?),
-            number_of_nfcees: r.u8()?,
-        };
-        r.finish()?;
-        Ok(rsp)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))?;
-        v.field("nfcees", Value::Num(u64::from(self.number_of_nfcees)))
-    }
-}
-
-impl Emit for NfceeDiscoverRsp {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[u8::from(self.status), self.number_of_nfcees])
+octet_fields! {
+    /// NFCEE_DISCOVER_RSP: status and the number of NFCEEs that will be reported.
+    pub struct NfceeDiscoverRsp {
+        /// Outcome.
+        pub status: Status => "status" name,
+        /// How many NFCEE_DISCOVER_NTF follow.
+        pub number_of_nfcees: u8 => "nfcees" num,
     }
 }
 
@@ -166,7 +140,7 @@ impl<'a> NfceeDiscoverNtf<'a> {
 
     /// Describe the fields.
     pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
+        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
         v.field("status", Value::Name(&self.status))?;
         if let Some(protocols) = self.protocols() {
             v.field("protocols", Value::Hex(protocols))?;
@@ -196,112 +170,32 @@ open_enum! {
     }
 }
 
-/// NFCEE_MODE_SET_CMD: enable or disable an NFCEE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeModeSetCmd {
-    /// The NFCEE.
-    pub nfcee_id: u8,
-    /// Enable or disable.
-    pub mode: NfceeMode,
-}
-
-impl NfceeModeSetCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeModeSetCmd> {
-        let mut r = Reader::new(payload);
-        let cmd = NfceeModeSetCmd {
-            nfcee_id: r.u8()?,
-            mode: NfceeMode::from(r.u8()?),
-        };
-        r.finish()?;
-        Ok(cmd)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
-        v.field("mode", Value::Name(&self.mode))
+octet_fields! {
+    /// NFCEE_MODE_SET_CMD: enable or disable an NFCEE.
+    pub struct NfceeModeSetCmd {
+        /// The NFCEE.
+        pub nfcee_id: u8 => "nfcee_id" hex,
+        /// Enable or disable.
+        pub mode: NfceeMode => "mode" name,
     }
 }
 
-impl Emit for NfceeModeSetCmd {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[self.nfcee_id, u8::from(self.mode)])
+octet_fields! {
+    /// NCI 2.0 NFCEE_MODE_SET_NTF: the outcome of a mode change, once it completed.
+    pub struct NfceeModeSetNtf {
+        /// Outcome.
+        pub status: Status => "status" name,
     }
 }
 
-/// NCI 2.0 NFCEE_MODE_SET_NTF: the outcome of a mode change, once it completed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeModeSetNtf {
-    /// Outcome.
-    pub status: Status,
-}
-
-impl NfceeModeSetNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeModeSetNtf> {
-        let mut r = Reader::new(payload);
-        let status = Status::from(r.u8()?);
-        r.finish()?;
-        Ok(NfceeModeSetNtf { status })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("status", Value::Name(&self.status))
-    }
-}
-
-impl Emit for NfceeModeSetNtf {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.status))
-    }
-}
-
-/// NCI 2.0 NFCEE_STATUS_NTF: an NFCEE's status changed (0x00 unrecoverable error, 0x01
-/// initialisation started, 0x02 initialisation completed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NfceeStatusNtf {
-    /// The NFCEE.
-    pub nfcee_id: u8,
-    /// The new status.
-    pub nfcee_status: u8,
-}
-
-impl NfceeStatusNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<NfceeStatusNtf> {
-        let mut r = Reader::new(payload);
-        let ntf = NfceeStatusNtf {
-            nfcee_id: r.u8()?,
-            nfcee_status: r.u8()?,
-        };
-        r.finish()?;
-        Ok(ntf)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
-        v.field("nfcee_status", Value::Num(u64::from(self.nfcee_status)))
-    }
-}
-
-impl Emit for NfceeStatusNtf {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[self.nfcee_id, self.nfcee_status])
+octet_fields! {
+    /// NCI 2.0 NFCEE_STATUS_NTF: an NFCEE's status changed (0x00 unrecoverable error, 0x01
+    /// initialisation started, 0x02 initialisation completed).
+    pub struct NfceeStatusNtf {
+        /// The NFCEE.
+        pub nfcee_id: u8 => "nfcee_id" hex,
+        /// The new status.
+        pub nfcee_status: u8 => "nfcee_status" num,
     }
 }
 
@@ -355,7 +249,7 @@ mod tests {
         assert_eq!(n.protocols(), Some(&[0x80][..]));
         assert_eq!(
             msg.to_string(),
-            "NFCEE_DISCOVER_NTF nfcee_id=192 status=NFCEE_ENABLED protocols=80 \
+            "NFCEE_DISCOVER_NTF nfcee_id=C0 status=NFCEE_ENABLED protocols=80 \
              rest=01 80 01 00 02 12 34 01"
         );
         assert_eq!(
@@ -369,7 +263,7 @@ mod tests {
         let msg = roundtrip(&[0x22, 0x01, 0x02, 0xC0, 0x01], NciVersion::V1_0);
         assert_eq!(
             msg.to_string(),
-            "NFCEE_MODE_SET_CMD nfcee_id=192 mode=ENABLE"
+            "NFCEE_MODE_SET_CMD nfcee_id=C0 mode=ENABLE"
         );
         roundtrip(&[0x42, 0x01, 0x01, 0x00], NciVersion::V1_0);
         let msg = roundtrip(&[0x62, 0x01, 0x01, 0x00], NciVersion::V2_0);

@@ -12,7 +12,7 @@
 
 use core::fmt;
 
-use super::message::{Emit, FieldVisitor, HexBytes, Reader, Value, Writer};
+use super::message::{octet_fields, Emit, FieldVisitor, HexBytes, Reader, Value, Writer};
 use super::{Result, Status};
 
 /// Opcodes of the NXP proprietary group used by the PN7150 (UM10936).
@@ -25,7 +25,7 @@ pub mod oid {
     pub const RF_T4T_SBLOCK_PARAM: u8 = 0x10;
     /// RF_PRES_CHECK_CMD / RSP / NTF: ISO-DEP presence check (UM10936 §6.3.3).
     pub const RF_PRES_CHECK: u8 = 0x11;
-    /// RF_GET_TRANSITION_CMD / RSP (UM10936 §11; no layout in this crate).
+    /// RF_GET_TRANSITION_CMD / RSP (UM10936; no layout in this crate).
     pub const RF_GET_TRANSITION: u8 = 0x14;
 }
 
@@ -43,35 +43,11 @@ open_enum! {
     }
 }
 
-/// CORE_SET_POWER_MODE_CMD `2F 00 01 xx`: enable or disable the standby mode (UM10936 §9.6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoreSetPowerModeCmd {
-    /// Standby on or off.
-    pub mode: PowerMode,
-}
-
-impl CoreSetPowerModeCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<CoreSetPowerModeCmd> {
-        let mut r = Reader::new(payload);
-        let mode = PowerMode::from(r.u8()?);
-        r.finish()?;
-        Ok(CoreSetPowerModeCmd { mode })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("mode", Value::Name(&self.mode))
-    }
-}
-
-impl Emit for CoreSetPowerModeCmd {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.mode))
+octet_fields! {
+    /// CORE_SET_POWER_MODE_CMD `2F 00 01 xx`: enable or disable the standby mode (UM10936 §9.6.1).
+    pub struct CoreSetPowerModeCmd {
+        /// Standby on or off.
+        pub mode: PowerMode => "mode" name,
     }
 }
 

@@ -1,5 +1,5 @@
-//! RF Management messages, GID 0001b (NCI 1.0 §5–§7, NCI 2.0 §5–§7): interface mapping,
-//! listen mode routing, discovery, activation, deactivation and field information.
+//! RF Management messages, GID 0001b (NCI 1.0 and NCI 2.0, RF management chapters): interface
+//! mapping, listen mode routing, discovery, activation, deactivation and field information.
 //!
 //! Each message is a validated value with `parse`, [`Emit::buffer_len`] and [`Emit::emit`].
 //! RF_INTF_ACTIVATED_NTF decodes its technology-specific and activation parameters for the
@@ -12,13 +12,17 @@
 
 use core::fmt;
 
-use super::message::{count_u8, Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value, Writer};
+use super::message::{
+    count_u8, list_payload, octet_fields, Emit, FieldVisitor, List, ListItem, Reader, Tlv, Value,
+    Writer,
+};
 use super::{
     BitRate, DeactivationReason, DeactivationType, Error, Result, RfInterface, RfProtocol,
     RfTechMode,
 };
 
-/// Opcodes of the RF Management group (NCI 1.0 Table 102, NCI 2.0 Table 149).
+/// Opcodes of the RF Management group (NCI 1.0 Table 102, NCI 2.0 Table 149: GID and OID
+/// values).
 pub mod oid {
     /// RF_DISCOVER_MAP_CMD / RSP.
     pub const RF_DISCOVER_MAP: u8 = 0x00;
@@ -47,7 +51,7 @@ pub mod oid {
 }
 
 /// The Mode octet of an RF interface mapping: which directions the mapping applies to (NCI 1.0
-/// Table 43). Kept whole so that reserved bits round-trip.
+/// and NCI 2.0 RF_DISCOVER_MAP_CMD). Kept whole so that reserved bits round-trip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MappingMode(pub u8);
 
@@ -81,7 +85,8 @@ impl fmt::Display for MappingMode {
     }
 }
 
-/// One RF interface mapping: RF protocol, mode, RF interface (NCI 1.0 §6.2 Table 42).
+/// One RF interface mapping: RF protocol, mode, RF interface (NCI 1.0 and NCI 2.0,
+/// RF_DISCOVER_MAP_CMD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DiscoverMapping {
     /// The RF protocol.
@@ -122,42 +127,16 @@ impl<'a> ListItem<'a> for DiscoverMapping {
     }
 }
 
-/// RF_DISCOVER_MAP_CMD (NCI 1.0 §6.2 Table 41).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RfDiscoverMapCmd<'a> {
-    /// The mappings.
-    pub mappings: List<'a, DiscoverMapping>,
-}
-
-impl<'a> RfDiscoverMapCmd<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<RfDiscoverMapCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let mappings = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(RfDiscoverMapCmd { mappings })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.mappings.visit("mappings", v)
+list_payload! {
+    /// RF_DISCOVER_MAP_CMD (NCI 1.0 and NCI 2.0).
+    pub struct RfDiscoverMapCmd<'a> {
+        /// The mappings.
+        pub mappings: List<'a, DiscoverMapping> => "mappings",
     }
 }
 
-impl Emit for RfDiscoverMapCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.mappings.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.mappings.count_u8()?)?;
-        self.mappings.write(w)
-    }
-}
-
-/// The body shared by RF_SET_LISTEN_MODE_ROUTING_CMD (NCI 1.0 §6.3.2 Table 44) and
-/// RF_GET_LISTEN_MODE_ROUTING_NTF (Table 49): a More flag and routing entries.
+/// The body shared by RF_SET_LISTEN_MODE_ROUTING_CMD and RF_GET_LISTEN_MODE_ROUTING_NTF (NCI
+/// 1.0 and NCI 2.0): a More flag and routing entries.
 ///
 /// Entries are validated as TLVs only (type octet, length octet, value within the payload,
 /// count equal to the Number of Routing Entries); [`ListenModeRouting::raw_entries`] yields them
@@ -170,9 +149,9 @@ pub struct ListenModeRouting<'a> {
     pub entries: List<'a, Tlv<'a>>,
 }
 
-/// RF_SET_LISTEN_MODE_ROUTING_CMD (NCI 1.0 §6.3.2 Table 44).
+/// RF_SET_LISTEN_MODE_ROUTING_CMD (NCI 1.0 and NCI 2.0).
 pub type RfSetListenModeRoutingCmd<'a> = ListenModeRouting<'a>;
-/// RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 §6.3.3 Table 49).
+/// RF_GET_LISTEN_MODE_ROUTING_NTF (NCI 1.0 and NCI 2.0).
 pub type RfGetListenModeRoutingNtf<'a> = ListenModeRouting<'a>;
 
 impl<'a> ListenModeRouting<'a> {
@@ -184,8 +163,7 @@ impl<'a> ListenModeRouting<'a> {
             0x01 => true,
             _ => return Err(Error::BadValue),
         };
-        let count = r.u8()?;
-        let entries = List::read(usize::from(count), &mut r)?;
+        let entries = List::read_counted(&mut r)?;
         r.finish()?;
         Ok(ListenModeRouting { more, entries })
     }
@@ -218,13 +196,12 @@ impl Emit for ListenModeRouting<'_> {
 
     fn write(&self, w: &mut Writer<'_>) -> Result<()> {
         w.u8(u8::from(self.more))?;
-        w.u8(self.entries.count_u8()?)?;
-        self.entries.write(w)
+        self.entries.write_counted(w)
     }
 }
 
-/// One discovery configuration: a technology-and-mode and how often to run it (NCI 1.0 §7.1
-/// Table 52).
+/// One discovery configuration: a technology-and-mode and how often to run it (NCI 1.0 and
+/// NCI 2.0, RF_DISCOVER_CMD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DiscoverConfig {
     /// RF technology and mode to poll or listen with.
@@ -257,37 +234,11 @@ impl<'a> ListItem<'a> for DiscoverConfig {
     }
 }
 
-/// RF_DISCOVER_CMD (NCI 1.0 §7.1 Table 52): start discovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RfDiscoverCmd<'a> {
-    /// What to poll and listen for.
-    pub configs: List<'a, DiscoverConfig>,
-}
-
-impl<'a> RfDiscoverCmd<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<RfDiscoverCmd<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let configs = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(RfDiscoverCmd { configs })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.configs.visit("configs", v)
-    }
-}
-
-impl Emit for RfDiscoverCmd<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.configs.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.configs.count_u8()?)?;
-        self.configs.write(w)
+list_payload! {
+    /// RF_DISCOVER_CMD (NCI 1.0 and NCI 2.0): start discovery.
+    pub struct RfDiscoverCmd<'a> {
+        /// What to poll and listen for.
+        pub configs: List<'a, DiscoverConfig> => "configs",
     }
 }
 
@@ -295,7 +246,8 @@ impl Emit for RfDiscoverCmd<'_> {
 // RF technology specific parameters
 // ---------------------------------------------------------------------------------------------
 
-/// NFC-A poll mode parameters (NCI 1.0 Table 54, NCI 2.0 Table 68).
+/// NFC-A poll mode parameters (NCI 1.0 and NCI 2.0, "Specific Parameters for NFC-A Poll
+/// Mode"; NCI 2.0 adds HRx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollAParams<'a> {
     /// SENS_RES (ATQA), 2 octets.
@@ -374,7 +326,7 @@ impl<'a> PollAParams<'a> {
     }
 }
 
-/// NFC-B poll mode parameters (NCI 1.0 Table 56): SENSB_RES from byte 2 on.
+/// NFC-B poll mode parameters (NCI 1.0 and NCI 2.0): SENSB_RES from byte 2 on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollBParams<'a> {
     /// SENSB_RES (ATQB) bytes 2–12 or 2–13: NFCID0, application data, protocol info.
@@ -408,7 +360,7 @@ impl<'a> PollBParams<'a> {
     }
 }
 
-/// NFC-F poll mode parameters (NCI 1.0 Table 58).
+/// NFC-F poll mode parameters (NCI 1.0 and NCI 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollFParams<'a> {
     /// Bit rate: 0x01 212 kbit/s, 0x02 424 kbit/s.
@@ -439,7 +391,7 @@ impl<'a> PollFParams<'a> {
 }
 
 /// RF technology specific parameters of RF_DISCOVER_NTF and RF_INTF_ACTIVATED_NTF (NCI 1.0
-/// §7.1 Tables 54–59, NCI 2.0 Tables 68–76), chosen by the RF technology and mode.
+/// and NCI 2.0, "Specific Parameters for ..." tables), chosen by the RF technology and mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RfTechParams<'a> {
     /// NFC-A passive poll.
@@ -448,14 +400,14 @@ pub enum RfTechParams<'a> {
     PollB(PollBParams<'a>),
     /// NFC-F passive poll.
     PollF(PollFParams<'a>),
-    /// NFC-A passive listen: no parameters (NCI 1.0 Table 55, NCI 2.0 Table 69).
+    /// NFC-A passive listen: no parameters (NCI 1.0 and NCI 2.0).
     ListenA,
     /// NFC-B passive listen: none in NCI 1.0; later versions add the SENSB_REQ parameter octet.
     ListenB {
         /// The SENSB_REQ parameter octet, when present.
         sensb_req: Option<u8>,
     },
-    /// NFC-F passive listen: the local NFCID2 when the NFCC reports one (NCI 1.0 Table 59).
+    /// NFC-F passive listen: the local NFCID2 when the NFCC reports one.
     ListenF {
         /// `None` when the parameters are empty; otherwise the length-prefixed NFCID2 (0 or 8
         /// octets).
@@ -572,7 +524,8 @@ impl<'a> RfTechParams<'a> {
 // ---------------------------------------------------------------------------------------------
 
 /// The RATS response (ATS) of a Type A ISO-DEP card the NFCC activated in poll mode, from T0 on
-/// (NCI 1.0 Table 76: the ATS without its length byte TL; ISO/IEC 14443-4 §5.2).
+/// (NCI 1.0 and 2.0 "Activation Parameters for NFC-A/ISO-DEP Poll Mode": the ATS without its
+/// length byte TL; ISO/IEC 14443-4, Answer to Select).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RatsResponse<'a> {
     /// ATS bytes from T0.
@@ -635,7 +588,8 @@ impl<'a> RatsResponse<'a> {
 }
 
 /// The RATS command parameter byte a Type A reader sent when the NFCC emulated an ISO-DEP card
-/// (NCI 1.0 Table 78: byte 2 of RATS; ISO/IEC 14443-4 §5.1).
+/// (NCI 1.0 and 2.0 "Activation Parameters for NFC-A/ISO-DEP Listen Mode": byte 2 of RATS;
+/// ISO/IEC 14443-4, Request for Answer to Select).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RatsParam(pub u8);
 
@@ -645,7 +599,7 @@ impl RatsParam {
         self.0 >> 4
     }
 
-    /// The reader's maximum frame size in octets (FSD), per ISO/IEC 14443-4 Table 1; `None`
+    /// The reader's maximum frame size in octets (FSD), per ISO/IEC 14443-4 (FSDI to FSD); `None`
     /// for reserved indices.
     pub fn fsd(self) -> Option<u16> {
         const FSD: [u16; 13] = [16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096];
@@ -659,7 +613,8 @@ impl RatsParam {
 }
 
 /// The ATTRIB response of a Type B ISO-DEP card the NFCC activated in poll mode (NCI 1.0
-/// Table 77; ISO/IEC 14443-3 §7.11).
+/// and 2.0 "Activation Parameters for NFC-B/ISO-DEP Poll Mode"; ISO/IEC 14443-3, Answer to
+/// ATTRIB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AttribResponse<'a> {
     /// The response from its first byte (MBLI and CID) on.
@@ -684,7 +639,8 @@ impl<'a> AttribResponse<'a> {
 }
 
 /// The ATTRIB command a Type B reader sent when the NFCC emulated an ISO-DEP card (NCI 1.0
-/// Table 79: ATTRIB from byte 2 on; ISO/IEC 14443-3 §7.10). At least 8 octets.
+/// and 2.0 "Activation Parameters for NFC-B/ISO-DEP Listen Mode": ATTRIB from byte 2 on;
+/// ISO/IEC 14443-3, ATTRIB). At least 8 octets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AttribCommand<'a> {
     /// Identifier (NFCID0), Param 1–4, higher-layer INF.
@@ -718,7 +674,7 @@ impl<'a> AttribCommand<'a> {
     }
 }
 
-/// Activation parameters of RF_INTF_ACTIVATED_NTF (NCI 1.0 §7.2 Tables 76–79, NCI 2.0 §7.2),
+/// Activation parameters of RF_INTF_ACTIVATED_NTF (NCI 1.0 and NCI 2.0, ISO-DEP RF interface),
 /// chosen by the RF interface and the activation technology and mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActivationParams<'a> {
@@ -831,7 +787,7 @@ impl<'a> ActivationParams<'a> {
 }
 
 open_enum! {
-    /// Notification Type of RF_DISCOVER_NTF (NCI 1.0 Table 54).
+    /// Notification Type of RF_DISCOVER_NTF (NCI 1.0 and NCI 2.0).
     pub enum DiscoverNtfType(u8) {
         /// Last notification.
         Last = 0x00 => "LAST_NOTIFICATION",
@@ -842,7 +798,7 @@ open_enum! {
     }
 }
 
-/// RF_DISCOVER_NTF (NCI 1.0 §7.1 Table 53): one remote endpoint found while polling.
+/// RF_DISCOVER_NTF (NCI 1.0 and NCI 2.0): one remote endpoint found while polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfDiscoverNtf<'a> {
     /// Identifier to select the endpoint with.
@@ -902,53 +858,19 @@ impl Emit for RfDiscoverNtf<'_> {
     }
 }
 
-/// RF_DISCOVER_SELECT_CMD (NCI 1.0 §7.3 Table 61).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RfDiscoverSelectCmd {
-    /// The endpoint, from RF_DISCOVER_NTF.
-    pub discovery_id: u8,
-    /// The protocol to activate.
-    pub protocol: RfProtocol,
-    /// The interface to activate.
-    pub interface: RfInterface,
-}
-
-impl RfDiscoverSelectCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<RfDiscoverSelectCmd> {
-        let mut r = Reader::new(payload);
-        let cmd = RfDiscoverSelectCmd {
-            discovery_id: r.u8()?,
-            protocol: RfProtocol::from(r.u8()?),
-            interface: RfInterface::from(r.u8()?),
-        };
-        r.finish()?;
-        Ok(cmd)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("discovery_id", Value::Num(u64::from(self.discovery_id)))?;
-        v.field("protocol", Value::Name(&self.protocol))?;
-        v.field("interface", Value::Name(&self.interface))
+octet_fields! {
+    /// RF_DISCOVER_SELECT_CMD (NCI 1.0 and NCI 2.0).
+    pub struct RfDiscoverSelectCmd {
+        /// The endpoint, from RF_DISCOVER_NTF.
+        pub discovery_id: u8 => "discovery_id" num,
+        /// The protocol to activate.
+        pub protocol: RfProtocol => "protocol" name,
+        /// The interface to activate.
+        pub interface: RfInterface => "interface" name,
     }
 }
 
-impl Emit for RfDiscoverSelectCmd {
-    fn buffer_len(&self) -> usize {
-        3
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[
-            self.discovery_id,
-            u8::from(self.protocol),
-            u8::from(self.interface),
-        ])
-    }
-}
-
-/// RF_INTF_ACTIVATED_NTF (NCI 1.0 §7.3.1 Table 63, NCI 2.0 Table 82): an RF interface is
+/// RF_INTF_ACTIVATED_NTF (NCI 1.0 and NCI 2.0, same layout): an RF interface is
 /// active — in card emulation, a reader has selected us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfIntfActivatedNtf<'a> {
@@ -1051,78 +973,27 @@ impl Emit for RfIntfActivatedNtf<'_> {
     }
 }
 
-/// RF_DEACTIVATE_CMD (NCI 1.0 §7.3.2 Table 62).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RfDeactivateCmd {
-    /// Where to go: idle, sleep, or back to discovery.
-    pub deactivation_type: DeactivationType,
-}
-
-impl RfDeactivateCmd {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<RfDeactivateCmd> {
-        let mut r = Reader::new(payload);
-        let deactivation_type = DeactivationType::from(r.u8()?);
-        r.finish()?;
-        Ok(RfDeactivateCmd { deactivation_type })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("type", Value::Name(&self.deactivation_type))
+octet_fields! {
+    /// RF_DEACTIVATE_CMD (NCI 1.0 and NCI 2.0).
+    pub struct RfDeactivateCmd {
+        /// Where to go: idle, sleep, or back to discovery.
+        pub deactivation_type: DeactivationType => "type" name,
     }
 }
 
-impl Emit for RfDeactivateCmd {
-    fn buffer_len(&self) -> usize {
-        1
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(u8::from(self.deactivation_type))
-    }
-}
-
-/// RF_DEACTIVATE_NTF (NCI 1.0 §7.3.2 Table 65): the interface was deactivated (in card
-/// emulation: the reader left, or deselected us).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RfDeactivateNtf {
-    /// Where the RF state machine went.
-    pub deactivation_type: DeactivationType,
-    /// Why.
-    pub reason: DeactivationReason,
-}
-
-impl RfDeactivateNtf {
-    /// Parse the payload.
-    pub fn parse(payload: &[u8]) -> Result<RfDeactivateNtf> {
-        let mut r = Reader::new(payload);
-        let ntf = RfDeactivateNtf {
-            deactivation_type: DeactivationType::from(r.u8()?),
-            reason: DeactivationReason::from(r.u8()?),
-        };
-        r.finish()?;
-        Ok(ntf)
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("type", Value::Name(&self.deactivation_type))?;
-        v.field("reason", Value::Name(&self.reason))
+octet_fields! {
+    /// RF_DEACTIVATE_NTF (NCI 1.0 and NCI 2.0): the interface was deactivated (in card
+    /// emulation: the reader left, or deselected us).
+    pub struct RfDeactivateNtf {
+        /// Where the RF state machine went.
+        pub deactivation_type: DeactivationType => "type" name,
+        /// Why.
+        pub reason: DeactivationReason => "reason" name,
     }
 }
 
-impl Emit for RfDeactivateNtf {
-    fn buffer_len(&self) -> usize {
-        2
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.bytes(&[u8::from(self.deactivation_type), u8::from(self.reason)])
-    }
-}
-
-/// RF_FIELD_INFO_NTF (NCI 1.0 §5.1 Table 31): an external RF field appeared or vanished.
+/// RF_FIELD_INFO_NTF (NCI 1.0 and NCI 2.0): an external RF field appeared or vanished;
+/// sent only when RF_FIELD_INFO is enabled in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RfFieldInfoNtf {
     /// RF Field Status octet; b0 set means a field is present. Kept whole for round-trips.
@@ -1192,7 +1063,7 @@ impl<'a> RfNfceeActionNtf<'a> {
 
     /// Describe the fields.
     pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        v.field("nfcee_id", Value::Num(u64::from(self.nfcee_id)))?;
+        v.field("nfcee_id", Value::Hex(&[self.nfcee_id]))?;
         v.field("trigger", Value::Num(u64::from(self.trigger)))?;
         v.field("data", Value::Hex(self.data))
     }
@@ -1209,38 +1080,12 @@ impl Emit for RfNfceeActionNtf<'_> {
     }
 }
 
-/// RF_NFCEE_DISCOVERY_REQ_NTF (NCI 1.0 §5.3 Table 37): NFCEEs asking to be discovered
-/// (TLVs: 0x00 add, 0x01 remove a discovery request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RfNfceeDiscoveryReqNtf<'a> {
-    /// The request TLVs.
-    pub requests: List<'a, Tlv<'a>>,
-}
-
-impl<'a> RfNfceeDiscoveryReqNtf<'a> {
-    /// Parse the payload.
-    pub fn parse(payload: &'a [u8]) -> Result<RfNfceeDiscoveryReqNtf<'a>> {
-        let mut r = Reader::new(payload);
-        let count = r.u8()?;
-        let requests = List::read(usize::from(count), &mut r)?;
-        r.finish()?;
-        Ok(RfNfceeDiscoveryReqNtf { requests })
-    }
-
-    /// Describe the fields.
-    pub fn visit(&self, v: &mut dyn FieldVisitor) -> fmt::Result {
-        self.requests.visit("requests", v)
-    }
-}
-
-impl Emit for RfNfceeDiscoveryReqNtf<'_> {
-    fn buffer_len(&self) -> usize {
-        1 + self.requests.buffer_len()
-    }
-
-    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        w.u8(self.requests.count_u8()?)?;
-        self.requests.write(w)
+list_payload! {
+    /// RF_NFCEE_DISCOVERY_REQ_NTF (NCI 1.0 and NCI 2.0): NFCEEs asking to be discovered
+    /// (TLVs: 0x00 add, 0x01 remove a discovery request).
+    pub struct RfNfceeDiscoveryReqNtf<'a> {
+        /// The request TLVs.
+        pub requests: List<'a, Tlv<'a>> => "requests",
     }
 }
 
