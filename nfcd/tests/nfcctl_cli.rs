@@ -5,96 +5,32 @@
 //! starts its own bus, so they run in parallel without sharing names. The fixture records the
 //! calls it receives, so the tests check both what `nfcctl` printed and what it sent.
 
+mod dbus_common;
+
 // One module, so that `cargo test -p nfcd nfcctl` selects these tests by name.
 mod nfcctl {
-    use std::collections::HashMap;
-    use std::io::{BufRead, BufReader, Read};
-    use std::path::Path;
-    use std::process::{Child, Command, Output, Stdio};
+    use std::collections::{BTreeMap, HashMap};
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Output, Stdio};
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
+    use nfcd::dbus::{AdapterState, ManagerRequest, ManagerState, RoutingEntry, ServiceInfo};
     use tokio::sync::mpsc;
     use zbus::message::Header;
+    use zbus::names::BusName;
     use zbus::object_server::SignalEmitter;
-    use zbus::{connection, interface, Connection, DBusError, ObjectPath, OwnedVariant, Variant};
+    use zbus::{
+        connection, interface, Connection, DBusError, ObjectPath, OwnedObjectPath, OwnedVariant,
+        Variant,
+    };
+
+    use crate::dbus_common::{within, TestBus};
 
     const BUS_NAME: &str = "org.nfcd";
     const MANAGER_PATH: &str = "/org/nfcd";
     const ADAPTER_PATH: &str = "/org/nfcd/adapter0";
-
-    // ---------------------------------------------------------------------------------------------
-    // A private bus.
-
-    /// `dbus-daemon` in a temporary directory; killed and removed on drop.
-    struct TestBus {
-        child: Child,
-        address: String,
-        _dir: tempfile::TempDir,
-    }
-
-    impl TestBus {
-        fn start() -> TestBus {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let config = dir.path().join("bus.conf");
-            std::fs::write(&config, bus_config(dir.path())).expect("write bus config");
-            let mut child = Command::new("/usr/bin/dbus-daemon")
-                .arg(format!("--config-file={}", config.display()))
-                .args(["--nofork", "--print-address=1"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn /usr/bin/dbus-daemon");
-            let mut line = String::new();
-            if let Some(stdout) = child.stdout.take() {
-                let _ = BufReader::new(stdout).read_line(&mut line);
-            }
-            if line.trim().is_empty() {
-                let _ = child.kill();
-                let mut err = String::new();
-                if let Some(mut stderr) = child.stderr.take() {
-                    let _ = stderr.read_to_string(&mut err);
-                }
-                panic!("dbus-daemon did not start: {err}");
-            }
-            TestBus {
-                child,
-                address: line.trim().to_owned(),
-                _dir: dir,
-            }
-        }
-
-        fn address(&self) -> &str {
-            &self.address
-        }
-    }
-
-    impl Drop for TestBus {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn bus_config(dir: &Path) -> String {
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
-     "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-    <busconfig>
-      <type>session</type>
-      <listen>unix:path={}/bus</listen>
-      <auth>EXTERNAL</auth>
-      <policy context="default">
-        <allow send_destination="*" eavesdrop="true"/>
-        <allow eavesdrop="true"/>
-        <allow own="*"/>
-      </policy>
-    </busconfig>
-    "#,
-            dir.display()
-        )
-    }
+    const MONITOR1_XML: &str = include_str!("../../dbus/org.nfcd.Monitor1.xml");
+    const SIMULATOR1_XML: &str = include_str!("../../dbus/org.nfcd.Simulator1.xml");
 
     // ---------------------------------------------------------------------------------------------
     // The fixture: fixed answers of org.nfcd, and a record of what the client asked.
@@ -294,6 +230,30 @@ mod nfcctl {
                 calls.unsubscribed.push(sender.to_string());
             }
         }
+
+        #[zbus(signal)]
+        async fn nci(
+            emitter: &SignalEmitter<'_>,
+            timestamp_us: u64,
+            direction: &str,
+            packet: &[u8],
+        ) -> zbus::Result<()>;
+
+        #[zbus(signal)]
+        async fn apdu(
+            emitter: &SignalEmitter<'_>,
+            timestamp_us: u64,
+            direction: &str,
+            service_id: &str,
+            apdu: &[u8],
+        ) -> zbus::Result<()>;
+
+        #[zbus(signal)]
+        async fn lost(
+            emitter: &SignalEmitter<'_>,
+            timestamp_us: u64,
+            count: u32,
+        ) -> zbus::Result<()>;
     }
 
     struct FixtureSimulator {
@@ -304,6 +264,7 @@ mod nfcctl {
     impl FixtureSimulator {
         /// `emv`: an EMV kernel's first five commands, all answered 9000. `transit`: the gate's
         /// SELECT answered 6A82, a failed tap.
+        #[zbus(out_args("records"))]
         fn tap(
             &self,
             script: &str,
@@ -458,12 +419,6 @@ mod nfcctl {
         within(30, run).await.expect("nfcctl thread")
     }
 
-    async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-        tokio::time::timeout(Duration::from_secs(secs), f)
-            .await
-            .expect("timed out")
-    }
-
     fn stdout(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -482,7 +437,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn status_human_and_json() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let _fixture = serve(&bus, false).await;
 
         let out = nfcctl(bus.address(), &["status"]).await;
@@ -519,7 +474,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn services_with_owner_and_missing_keys() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let _fixture = serve(&bus, false).await;
 
         let out = nfcctl(bus.address(), &["services"]).await;
@@ -559,7 +514,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn routing_table() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let _fixture = serve(&bus, false).await;
 
         let out = nfcctl(bus.address(), &["routing"]).await;
@@ -584,7 +539,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn set_default_reaches_the_daemon_and_errors_show_their_name() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let fixture = serve(&bus, false).await;
 
         let out = nfcctl(
@@ -618,7 +573,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn daemon_absent_and_bus_unreachable() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         // Nobody owns org.nfcd on this bus.
         let out = nfcctl(bus.address(), &["status"]).await;
         assert_eq!(out.status.code(), Some(3));
@@ -652,7 +607,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn monitor_decodes_signals_until_sigint() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let mut fixture = serve(&bus, false).await;
 
         let mut child = Command::new(env!("CARGO_BIN_EXE_nfcctl"))
@@ -680,43 +635,37 @@ mod nfcctl {
         let subscriber = within(15, fixture.subscribed.recv())
             .await
             .expect("Subscribe call");
-        let emit_nci = |ts: u64, direction: &'static str, packet: Vec<u8>| {
-            let conn = fixture.conn.clone();
-            let to = subscriber.clone();
-            async move {
-                conn.emit_signal(
-                    Some(to.as_str()),
-                    ADAPTER_PATH,
-                    "org.nfcd.Monitor1",
-                    "Nci",
-                    &(ts, direction, packet),
-                )
-                .await
-                .expect("emit Nci")
-            }
-        };
+        // Monitor1 signals go to the subscriber alone (doc/monitor-api.md).
+        let to_subscriber = SignalEmitter::new(&fixture.conn, ADAPTER_PATH)
+            .expect("emitter")
+            .set_destination(BusName::try_from(subscriber.clone()).expect("unique name"));
         // CORE_RESET_CMD (reset configuration), then CORE_RESET_RSP: STATUS_OK, NCI 1.0.
-        emit_nci(7_000_000, "tx", vec![0x20, 0x00, 0x01, 0x01]).await;
-        emit_nci(7_000_850, "rx", vec![0x40, 0x00, 0x03, 0x00, 0x10, 0x01]).await;
-        // The reader's SELECT, as the daemon reports it for the service it routed it to.
-        fixture
-            .conn
-            .emit_signal(
-                Some(subscriber.as_str()),
-                ADAPTER_PATH,
-                "org.nfcd.Monitor1",
-                "Apdu",
-                &(
-                    7_100_000u64,
-                    "command",
-                    "com.example.pay",
-                    vec![
-                        0x00u8, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0, 0, 0, 0x04, 0x10, 0x10, 0x00,
-                    ],
-                ),
-            )
+        FixtureMonitor::nci(&to_subscriber, 7_000_000, "tx", &[0x20, 0x00, 0x01, 0x01])
             .await
-            .expect("emit Apdu");
+            .expect("emit Nci");
+        FixtureMonitor::nci(
+            &to_subscriber,
+            7_000_850,
+            "rx",
+            &[0x40, 0x00, 0x03, 0x00, 0x10, 0x01],
+        )
+        .await
+        .expect("emit Nci");
+        // The reader's SELECT, as the daemon reports it for the service it routed it to.
+        FixtureMonitor::apdu(
+            &to_subscriber,
+            7_100_000,
+            "command",
+            "com.example.pay",
+            &[
+                0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0, 0, 0, 0x04, 0x10, 0x10, 0x00,
+            ],
+        )
+        .await
+        .expect("emit Apdu");
+        FixtureMonitor::lost(&to_subscriber, 7_200_000, 2)
+            .await
+            .expect("emit Lost");
         // And the Adapter1 broadcast.
         let emitter = SignalEmitter::new(&fixture.conn, ADAPTER_PATH).expect("emitter");
         FixtureAdapter::transaction_started(
@@ -728,7 +677,7 @@ mod nfcctl {
         .expect("emit TransactionStarted");
 
         let mut got = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             got.push(within(15, lines.recv()).await.expect("a trace line"));
         }
         assert!(
@@ -754,8 +703,9 @@ mod nfcctl {
             got[2].ends_with(" > APDU com.example.pay  SELECT A0000000041010"),
             "{got:#?}"
         );
+        assert!(got[3].ends_with(" ! LOST 2 signals"), "{got:#?}");
         assert!(
-            got[3].ends_with(" @ TRANSACTION started com.example.pay AID A0000000041010"),
+            got[4].ends_with(" @ TRANSACTION started com.example.pay AID A0000000041010"),
             "{got:#?}"
         );
 
@@ -777,7 +727,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn monitor_json_lines() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let mut fixture = serve(&bus, false).await;
         let mut child = Command::new(env!("CARGO_BIN_EXE_nfcctl"))
             .args(["--bus", bus.address(), "--json", "monitor"])
@@ -796,15 +746,10 @@ mod nfcctl {
             .await
             .expect("Subscribe call");
         // RF_FIELD_INFO_NTF: a reader's field appeared.
-        fixture
-            .conn
-            .emit_signal(
-                Some(subscriber.as_str()),
-                ADAPTER_PATH,
-                "org.nfcd.Monitor1",
-                "Nci",
-                &(1u64, "rx", vec![0x61u8, 0x07, 0x01, 0x01]),
-            )
+        let to_subscriber = SignalEmitter::new(&fixture.conn, ADAPTER_PATH)
+            .expect("emitter")
+            .set_destination(BusName::try_from(subscriber).expect("unique name"));
+        FixtureMonitor::nci(&to_subscriber, 1, "rx", &[0x61, 0x07, 0x01, 0x01])
             .await
             .expect("emit Nci");
         let line = within(15, tokio::task::spawn_blocking(move || reader.join()))
@@ -830,7 +775,7 @@ mod nfcctl {
 
     #[tokio::test]
     async fn tap_prints_each_apdu_and_the_result() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let fixture = serve(&bus, true).await;
 
         let out = nfcctl(bus.address(), &["tap", "--script", "emv"]).await;
@@ -884,13 +829,164 @@ mod nfcctl {
 
     #[tokio::test]
     async fn tap_without_the_virtual_controller() {
-        let bus = TestBus::start();
+        let bus = TestBus::session();
         let _fixture = serve(&bus, false).await;
         let out = nfcctl(bus.address(), &["tap", "--script", "unknown-aid"]).await;
         assert_eq!(out.status.code(), Some(5));
         assert_eq!(
             stderr(&out),
             "nfcctl: the daemon is not running on the virtual controller (start it with --transport sim)\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn fixture_serves_the_shipped_monitor_and_simulator_interfaces() {
+        let bus = TestBus::session();
+        let fixture = serve(&bus, true).await;
+        for (interface, xml) in [
+            ("org.nfcd.Monitor1", MONITOR1_XML),
+            ("org.nfcd.Simulator1", SIMULATOR1_XML),
+        ] {
+            nfcd::dbus::check_served_interface(
+                &fixture.conn,
+                BUS_NAME,
+                ADAPTER_PATH,
+                interface,
+                xml,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{interface}: {e}"));
+        }
+    }
+
+    /// The same commands against nfcd's own `Manager1` and `Adapter1` objects, with a stand-in
+    /// core answering their requests: the shapes the daemon really serves (`RoutingTable` as
+    /// `a(ssyy)`, `Services` without the owner's identity keys) read as documented.
+    #[tokio::test]
+    async fn against_the_daemons_own_dbus_objects() {
+        let bus = TestBus::session();
+        let manager = ManagerState {
+            services: vec![ServiceInfo {
+                path: OwnedObjectPath::try_from("/com/example/pay").expect("path"),
+                owner: ":1.7".to_owned(),
+                id: "com.example.pay".to_owned(),
+                category: "payment".to_owned(),
+                name: "Example Pay".to_owned(),
+                aids: vec![vec![0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10]],
+                prefix_aids: vec![],
+                subset_aids: vec![],
+                requires_unlock: false,
+                express: false,
+                preferred: true,
+            }],
+            default_services: BTreeMap::from([(
+                "payment".to_owned(),
+                "com.example.pay".to_owned(),
+            )]),
+        };
+        let adapter = AdapterState {
+            powered: true,
+            present: true,
+            transport: "sim".to_owned(),
+            controller: "virtual PN7150".to_owned(),
+            nci_version: "1.0".to_owned(),
+            listen_technologies: vec!["nfc-a".to_owned()],
+            routing_table: vec![
+                // ISO-DEP → DH, every NCI 1.0 power state.
+                RoutingEntry {
+                    kind: "protocol".to_owned(),
+                    value: "iso-dep".to_owned(),
+                    route: 0x00,
+                    power_state: 0x07,
+                },
+                // Prefix AID → eSE 0xC0, switched on.
+                RoutingEntry {
+                    kind: "aid-prefix".to_owned(),
+                    value: "A000000151".to_owned(),
+                    route: 0xC0,
+                    power_state: 0x01,
+                },
+            ],
+            routing_capacity: 720,
+            field_present: false,
+        };
+        let (_served, mut requests) = nfcd::dbus::serve(&bus.bus(), manager, adapter)
+            .await
+            .expect("serve nfcd's objects");
+
+        let out = nfcctl(bus.address(), &["status"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("  Controller           virtual PN7150\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "  Version          {}\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+
+        let out = nfcctl(bus.address(), &["routing"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "Routing mode  -\n\
+             Table size    720 bytes capacity\n\
+             \n\
+             TYPE      VALUE        TARGET      POWER           BLOCKED\n\
+             protocol  ISO-DEP      host        on,off,battery  -\n\
+             aid       A000000151*  nfcee:0xC0  on              -\n"
+        );
+
+        let out = nfcctl(bus.address(), &["--json", "services"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v = json(&out);
+        assert_eq!(v[0]["id"], "com.example.pay");
+        assert_eq!(v[0]["owner"], ":1.7");
+        assert_eq!(v[0]["aids"][0], "A0000000031010");
+        assert_eq!(v[0]["default"], true);
+        assert_eq!(v[0]["preferred"], true);
+        assert_eq!(v[0]["uid"], serde_json::Value::Null);
+
+        let core = tokio::spawn(async move {
+            match requests.manager.recv().await {
+                Some(ManagerRequest::SetDefaultService {
+                    category,
+                    id,
+                    reply,
+                    ..
+                }) => {
+                    let _ = reply.send(Ok(()));
+                    Some((category, id))
+                }
+                _ => None,
+            }
+        });
+        let out = nfcctl(
+            bus.address(),
+            &["set-default", "transit", "org.example.metro"],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            within(15, core).await.expect("core task"),
+            Some(("transit".to_owned(), "org.example.metro".to_owned()))
+        );
+
+        // The daemon's own argument check, as an org.nfcd.Error on stderr.
+        let out = nfcctl(
+            bus.address(),
+            &["set-default", "other", "org.example.notes"],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).starts_with("nfcctl: org.nfcd.Error.InvalidArguments: "),
+            "{}",
+            stderr(&out)
         );
     }
 }

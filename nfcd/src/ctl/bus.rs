@@ -16,16 +16,10 @@ use zbus::{connection, proxy, Connection, DBusError, OwnedVariant, Variant};
 use super::error::CtlError;
 use crate::config::BusSpec;
 
-/// Well-known bus name of nfcd.
-pub const BUS_NAME: &str = "org.nfcd";
-/// Object path of `org.nfcd.Manager1`.
-pub const MANAGER_PATH: &str = "/org/nfcd";
-/// Object path of the adapter (`Adapter1`, `Monitor1`, `Simulator1`).
-pub const ADAPTER_PATH: &str = "/org/nfcd/adapter0";
-/// Service registration and defaults.
-pub const MANAGER_INTERFACE: &str = "org.nfcd.Manager1";
-/// The NFC controller.
-pub const ADAPTER_INTERFACE: &str = "org.nfcd.Adapter1";
+pub use crate::dbus::adapter::{ADAPTER_INTERFACE, ADAPTER_PATH};
+pub use crate::dbus::manager::{MANAGER_INTERFACE, MANAGER_PATH};
+pub use crate::dbus::BUS_NAME;
+
 /// Live NCI / APDU trace (doc/monitor-api.md).
 pub const MONITOR_INTERFACE: &str = "org.nfcd.Monitor1";
 /// Simulated taps on the virtual controller (doc/simulator-api.md).
