@@ -1,11 +1,12 @@
 //! `nfcctl routing`: the listen-mode routing table the controller holds (`Adapter1`
 //! `RoutingTable`, `RoutingMode`, `RoutingCapacity`, `RoutingUsed`).
 //!
-//! Contract: entries are read in the `aa{sv}` form of doc/nfcctl.md ("RoutingTable"). The
-//! structure form `a(ssyy)` (type, value, NFCEE id, power state octet) is read too and turned
-//! into the same display: route `0x00` is the device host (NCI 2.0 §10.1 "NFCEE ID"), and the
-//! power state octet is named after NCI 2.0 §6.3.2 ("Value Field for Power State"). Unknown
-//! entry shapes are skipped; missing properties are shown as `-`.
+//! Contract: entries are read in both forms doc/nfcctl.md describes: the structure `a(ssyy)`
+//! of doc/adapter-api.md (kind, value, NFCEE id, power state octet) and the dictionary
+//! `aa{sv}` (`Type`, `Value`, `Target`, `Power`, `Blocked`), and shown alike. Route `0x00` is
+//! the device host (NCI 2.0 §10.1 "NFCEE ID"); the power state octet is named after NCI 2.0
+//! §6.3.2 ("Value Field for Power State"). Entries of another shape are skipped; missing
+//! properties are shown as `-`.
 
 use serde::Serialize;
 
