@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use zbus::fdo::{self, DBusProxy, PropertiesProxy};
 use zbus::names::{BusName, InterfaceName, OwnedUniqueName};
-use zbus::proxy::CacheProperties;
+use zbus::proxy::{CacheProperties, Defaults};
 use zbus::{connection, proxy, Connection, DBusError, OwnedVariant, Variant};
 
 use super::error::CtlError;
@@ -142,31 +142,32 @@ impl Client {
         }
     }
 
-    /// A proxy of `org.nfcd.Manager1` (no property cache: `nfcctl` reads with `GetAll`).
-    pub async fn manager(&self) -> Result<Manager1Proxy<'static>, CtlError> {
-        Manager1Proxy::builder(&self.conn)
+    /// A proxy of one of the `org.nfcd.*` interfaces at its default path, without a property
+    /// cache (`nfcctl` reads properties with one `GetAll`, when it needs them).
+    async fn proxy<P>(&self) -> Result<P, CtlError>
+    where
+        P: From<zbus::Proxy<'static>> + Defaults,
+    {
+        proxy::Builder::<P>::new(&self.conn)
             .cache_properties(CacheProperties::No)
             .build()
             .await
             .map_err(|e| self.error(e, String::new))
+    }
+
+    /// A proxy of `org.nfcd.Manager1`.
+    pub async fn manager(&self) -> Result<Manager1Proxy<'static>, CtlError> {
+        self.proxy().await
     }
 
     /// A proxy of `org.nfcd.Monitor1`.
     pub async fn monitor(&self) -> Result<Monitor1Proxy<'static>, CtlError> {
-        Monitor1Proxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| self.error(e, String::new))
+        self.proxy().await
     }
 
     /// A proxy of `org.nfcd.Simulator1`.
     pub async fn simulator(&self) -> Result<Simulator1Proxy<'static>, CtlError> {
-        Simulator1Proxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| self.error(e, String::new))
+        self.proxy().await
     }
 
     /// Sort a zbus error of a call to nfcd. `missing` says what the daemon lacks when it

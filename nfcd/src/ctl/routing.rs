@@ -193,16 +193,8 @@ pub fn render(r: &Routing) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use zbus::{OwnedVariant, Structure};
-
-    fn dict(pairs: Vec<(&str, Variant<'static>)>) -> Variant<'static> {
-        let map: HashMap<String, OwnedVariant> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), OwnedVariant::try_from(v).unwrap()))
-            .collect();
-        Variant::from(map)
-    }
+    use crate::ctl::value::test_support::dict;
+    use zbus::Structure;
 
     #[test]
     fn dictionary_entries() {

@@ -230,20 +230,12 @@ pub async fn set_default(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use zbus::{ObjectPath, OwnedVariant, Variant};
-
-    fn record(pairs: Vec<(&str, Variant<'static>)>) -> Variant<'static> {
-        let map: HashMap<String, OwnedVariant> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), OwnedVariant::try_from(v).unwrap()))
-            .collect();
-        Variant::from(map)
-    }
+    use crate::ctl::value::test_support::dict;
+    use zbus::ObjectPath;
 
     #[test]
     fn full_record_and_derived_default() {
-        let full = record(vec![
+        let full = dict(vec![
             ("Id", "com.example.pay".into()),
             ("Name", "Example Pay".into()),
             ("Category", "payment".into()),
@@ -283,7 +275,7 @@ mod tests {
             ])
         );
 
-        let sparse = record(vec![
+        let sparse = dict(vec![
             ("Id", "org.example.notes".into()),
             ("Category", "other".into()),
             (
@@ -318,7 +310,7 @@ mod tests {
 
     #[test]
     fn explicit_default_key_wins() {
-        let r = record(vec![
+        let r = dict(vec![
             ("Id", "com.example.pay".into()),
             ("Category", "payment".into()),
             ("Default", false.into()),

@@ -207,6 +207,23 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Building `a{sv}` values for the tests of the commands.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::HashMap;
+
+    use zbus::{OwnedVariant, Variant};
+
+    /// An `a{sv}` dictionary value from `(key, value)` pairs.
+    pub(crate) fn dict(pairs: Vec<(&str, Variant<'static>)>) -> Variant<'static> {
+        let map: HashMap<String, OwnedVariant> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), OwnedVariant::try_from(v).unwrap()))
+            .collect();
+        Variant::from(map)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
