@@ -6,7 +6,10 @@
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod dbus;
 pub mod hce;
 pub mod logging;
+pub mod notify;
 pub mod transport;
+pub mod uevent;

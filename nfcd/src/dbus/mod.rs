@@ -22,7 +22,6 @@ pub mod options;
 mod props;
 
 use std::fmt;
-use std::str::FromStr;
 
 use tokio::sync::mpsc;
 use zbus::fdo::{ObjectManager, RequestNameFlags};
@@ -50,43 +49,7 @@ pub const HOSTSERVICE1_XML: &str = include_str!("../../../dbus/org.nfcd.HostServ
 /// How many requests of each kind may wait for the core before callers wait too.
 const REQUEST_QUEUE: usize = 64;
 
-/// Which bus to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bus {
-    /// The system bus (production).
-    System,
-    /// The session bus (development).
-    Session,
-    /// A bus address, e.g. `unix:path=/tmp/test-bus` (tests, private buses).
-    Address(String),
-}
-
-impl FromStr for Bus {
-    type Err = String;
-
-    /// `system`, `session`, or a D-Bus address (it has a `transport:` prefix).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "system" => Ok(Bus::System),
-            "session" => Ok(Bus::Session),
-            a if a.contains(':') => Ok(Bus::Address(a.to_owned())),
-            other => Err(format!(
-                "bus {other:?} is not \"system\", \"session\" or an address such as \
-                 \"unix:path=/run/dbus/system_bus_socket\""
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Bus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Bus::System => write!(f, "system bus"),
-            Bus::Session => write!(f, "session bus"),
-            Bus::Address(a) => write!(f, "bus at {a}"),
-        }
-    }
-}
+pub use crate::config::BusSpec as Bus;
 
 /// Why nfcd could not get onto the bus.
 #[derive(Debug)]
@@ -137,7 +100,7 @@ pub async fn connect(bus: &Bus) -> Result<Connection, ServeError> {
     builder
         .build()
         .await
-        .map_err(bus_err(format!("connecting to the {bus}")))
+        .map_err(bus_err(format!("connecting to D-Bus ({bus})")))
 }
 
 /// nfcd on the bus: the connection and the handles through which the core publishes state.

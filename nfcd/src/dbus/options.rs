@@ -12,17 +12,8 @@ use zbus::{OwnedVariant, Variant};
 
 use super::error::Error;
 
-/// Shortest AID: a registered application provider identifier (RID) alone is 5 bytes
-/// (ISO/IEC 7816-4, application identifier; RID/PIX structure in ISO/IEC 7816-5).
-pub const AID_MIN_LEN: usize = 5;
-/// Longest AID: RID (5 bytes) plus the longest proprietary extension (PIX, 11 bytes).
-pub const AID_MAX_LEN: usize = 16;
-/// Most AIDs (exact + prefix + subset) one service may register.
-pub const MAX_AIDS_PER_SERVICE: usize = 128;
-/// Longest service Id, in bytes.
-pub const MAX_ID_LEN: usize = 255;
-/// Longest display name, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+pub use crate::hce::aid::{MAX_AID_LEN as AID_MAX_LEN, MIN_AID_LEN as AID_MIN_LEN};
+pub use crate::hce::registry::{MAX_AIDS_PER_SERVICE, MAX_ID_LEN, MAX_NAME_LEN};
 
 /// The three service categories of the card emulation model.
 pub const CATEGORIES: [&str; 3] = ["payment", "transit", "other"];
@@ -42,8 +33,9 @@ pub struct RegisterRequest {
     pub subset_aids: Vec<Vec<u8>>,
     /// Display name (`Name`); the Id when not given.
     pub name: String,
-    /// Only reachable while the device is unlocked (`RequiresUnlock`, default false).
-    pub requires_unlock: bool,
+    /// Only reachable while the device is unlocked (`RequiresUnlock`); `None` when not given,
+    /// and the category's default applies (payment: true, others: false).
+    pub requires_unlock: Option<bool>,
     /// Transit only: reachable while locked or with the screen off (`Express`, default false).
     pub express: bool,
 }
@@ -178,7 +170,7 @@ impl RegisterRequest {
         let mut prefix_aids = Vec::new();
         let mut subset_aids = Vec::new();
         let mut name = None;
-        let mut requires_unlock = false;
+        let mut requires_unlock = None;
         let mut express = false;
 
         // Sorted so that, of several bad keys, the reported one does not depend on hashing.
@@ -196,7 +188,7 @@ impl RegisterRequest {
                 "PrefixAids" => prefix_aids = aid_list("PrefixAids", value)?,
                 "SubsetAids" => subset_aids = aid_list("SubsetAids", value)?,
                 "Name" => name = Some(string("Name", value)?),
-                "RequiresUnlock" => requires_unlock = boolean("RequiresUnlock", value)?,
+                "RequiresUnlock" => requires_unlock = Some(boolean("RequiresUnlock", value)?),
                 "Express" => express = boolean("Express", value)?,
                 other => return Err(OptionsError::UnknownKey(other.to_owned())),
             }
@@ -228,7 +220,7 @@ impl RegisterRequest {
         if express && category != "transit" {
             return Err(OptionsError::ExpressNotTransit(category));
         }
-        if express && requires_unlock {
+        if express && requires_unlock == Some(true) {
             return Err(OptionsError::ExpressRequiresUnlock);
         }
 
@@ -385,7 +377,7 @@ mod tests {
                 prefix_aids: vec![],
                 subset_aids: vec![],
                 name: "com.example.wallet.visa".into(),
-                requires_unlock: false,
+                requires_unlock: None,
                 express: false,
             }
         );
@@ -407,7 +399,7 @@ mod tests {
         assert_eq!(r.subset_aids, vec![vec![0xF0; 16]]);
         assert_eq!(r.name, "Metro card");
         assert!(r.express);
-        assert!(!r.requires_unlock);
+        assert_eq!(r.requires_unlock, Some(false));
     }
 
     #[test]

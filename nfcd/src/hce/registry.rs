@@ -936,6 +936,11 @@ impl Registry {
         }
     }
 
+    /// Who may register (and choose defaults for) the restricted categories.
+    pub fn policy(&self) -> &AccessPolicy {
+        &self.policy
+    }
+
     /// The persisted default Ids.
     pub fn defaults(&self) -> &Defaults {
         &self.defaults

@@ -1,0 +1,920 @@
+//! The core loop. See the module documentation of [`crate::daemon`] for what it owns.
+//!
+//! One iteration: open the transport if it is due, send everything the controller queued,
+//! handle the controller's events (which may queue more), then wait for whichever comes first
+//! — a packet, the controller's timer, a wallet's answer, a D-Bus request, a client leaving,
+//! a retry timer or a signal — and feed it in.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libnci::apdu::{classify_select, CommandApdu, StatusWord};
+use libnci::controller::{
+    Activation, Controller, ControllerError, Deactivation, Event, ReinitCause, State,
+};
+use libnci::time::Instant as NciInstant;
+use libnci::wire::{Message, NciVersion};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn, Level};
+
+use super::convert;
+use crate::config::{Config, LockMode};
+use crate::dbus::{
+    self, AdapterRequest, ApduChannel, CallError, ChannelError, ManagerRequest, NameWatcher,
+    OwnerGone, Requests, Served,
+};
+use crate::hce::store::DefaultsStore;
+use crate::hce::{Action, Category, LockState, Registry, ServiceKey, Session};
+use crate::logging::NCI_TARGET;
+use crate::transport::{AnyTransport, Packet, Transport, TransportError};
+
+/// First delay before reopening a transport or restarting a controller that gave up.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Longest delay between two such attempts.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// A wallet's answer: the R-APDU or why there is none.
+type AppFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, AppFailure>> + Send>>;
+
+/// Why a wallet did not answer an APDU; the reader gets `6F00` for each.
+#[derive(Debug)]
+enum AppFailure {
+    /// The per-APDU deadline passed.
+    Deadline(Duration),
+    /// The D-Bus call failed (error reply, name gone, malformed reply).
+    Call(CallError),
+    /// The APDU channel failed.
+    Channel(ChannelError),
+}
+
+impl std::fmt::Display for AppFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppFailure::Deadline(d) => write!(f, "no answer within {} ms", d.as_millis()),
+            AppFailure::Call(e) => write!(f, "{e}"),
+            AppFailure::Channel(e) => write!(f, "APDU channel: {e}"),
+        }
+    }
+}
+
+/// A wallet call in progress.
+struct InFlight {
+    key: ServiceKey,
+    via_channel: bool,
+    fut: AppFuture,
+}
+
+/// What a transaction (one service selected during one card session) has done so far.
+struct Transaction {
+    key: ServiceKey,
+    id: String,
+    started: Instant,
+    apdus: u32,
+}
+
+/// A card session: from RF activation to deactivation.
+struct Tap {
+    session: Session,
+    transaction: Option<Transaction>,
+}
+
+/// What the retry timer will do when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Open the transport.
+    Open,
+    /// Reset the controller through the transport and start it again.
+    Restart,
+}
+
+/// The daemon core. Built by [`crate::daemon::run`].
+pub struct Engine {
+    config: Config,
+    ctl: Box<Controller>,
+    registry: Registry,
+    store: DefaultsStore,
+    served: Served,
+    requests: Requests,
+    gone: mpsc::UnboundedReceiver<OwnerGone>,
+    _watcher: NameWatcher,
+    host: dbus::HostServiceClient,
+    channels: HashMap<ServiceKey, Arc<ApduChannel>>,
+    tap: Option<Tap>,
+    lock: LockState,
+    deadline: Duration,
+    epoch: Instant,
+    retry: Option<(Instant, Retry)>,
+    retry_delay: Duration,
+    ready_once: bool,
+}
+
+impl Engine {
+    /// Set up the core on a served bus connection.
+    pub async fn new(
+        config: Config,
+        registry: Registry,
+        store: DefaultsStore,
+        served: Served,
+        requests: Requests,
+    ) -> Result<Engine, dbus::ServeError> {
+        let (watcher, gone) =
+            NameWatcher::start(&served.conn)
+                .await
+                .map_err(|error| dbus::ServeError::Bus {
+                    doing: "watching clients leave the bus".to_owned(),
+                    error,
+                })?;
+        let lock = match config.lock {
+            LockMode::Locked => LockState::Locked,
+            LockMode::Unlocked => LockState::Unlocked,
+            LockMode::Logind => {
+                info!("session lock state: following logind is not available; treating the device as unlocked (set lock.mode in the configuration)");
+                LockState::Unlocked
+            }
+        };
+        let ctl = Box::new(Controller::new(convert::controller_config(&config)));
+        let deadline = config.hce.apdu_deadline;
+        let host = dbus::HostServiceClient::new(served.conn.clone());
+        Ok(Engine {
+            config,
+            ctl,
+            registry,
+            store,
+            served,
+            requests,
+            gone,
+            _watcher: watcher,
+            host,
+            channels: HashMap::new(),
+            tap: None,
+            lock,
+            deadline,
+            epoch: Instant::now(),
+            retry: Some((Instant::now(), Retry::Open)),
+            retry_delay: FIRST_RETRY,
+            ready_once: false,
+        })
+    }
+
+    fn now(&self) -> NciInstant {
+        NciInstant::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn to_tokio(&self, t: NciInstant) -> Instant {
+        self.epoch + Duration::from_micros(t.total_micros())
+    }
+
+    /// Run until SIGTERM or SIGINT.
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut transport: Option<AnyTransport> = None;
+        let mut inflight: Option<InFlight> = None;
+        loop {
+            if transport.is_none() {
+                self.maybe_open(&mut transport).await;
+            } else if self
+                .retry
+                .is_some_and(|(at, r)| r == Retry::Restart && at <= Instant::now())
+            {
+                self.restart(&mut transport).await;
+            }
+            if let Some(t) = transport.as_mut() {
+                if let Err(e) = self.pump(t, &mut inflight).await {
+                    self.transport_failed(e, &mut transport, &mut inflight)
+                        .await;
+                    continue;
+                }
+            }
+            let ctl_at = if transport.is_some() {
+                self.ctl.poll_timeout().map(|t| self.to_tokio(t))
+            } else {
+                None
+            };
+            let retry_at = self.retry.map(|(at, _)| at);
+            tokio::select! {
+                biased;
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+                res = recv(transport.as_mut()) => match res {
+                    Ok(packet) => {
+                        self.trace("<", &packet);
+                        let now = self.now();
+                        self.ctl.handle_packet(&packet, now);
+                    }
+                    Err(e) => self.transport_failed(e, &mut transport, &mut inflight).await,
+                },
+                res = answer(&mut inflight) => {
+                    if let Some(call) = inflight.take() {
+                        self.on_answer(call, res).await;
+                    }
+                }
+                _ = sleep_until(ctl_at) => {
+                    let now = self.now();
+                    self.ctl.handle_timeout(now);
+                }
+                _ = sleep_until(retry_at) => {}
+                Some(req) = self.requests.manager.recv() => self.on_manager(req, &mut inflight).await,
+                Some(req) = self.requests.adapter.recv() => self.on_adapter(req).await,
+                Some(gone) = self.gone.recv() => self.on_owner_gone(gone, &mut inflight).await,
+            }
+        }
+        info!("stopping");
+        if let Some(tap) = self.tap.take() {
+            self.end_tap(tap, "shutdown");
+        }
+        Ok(())
+    }
+
+    /// Open the transport when the retry timer says so.
+    async fn maybe_open(&mut self, transport: &mut Option<AnyTransport>) {
+        let Some((at, Retry::Open)) = self.retry else {
+            return;
+        };
+        if at > Instant::now() {
+            return;
+        }
+        match AnyTransport::open(&self.config.transport).await {
+            Ok(t) => {
+                info!("transport {} open", t.describe());
+                *transport = Some(t);
+                self.retry = None;
+                self.retry_delay = FIRST_RETRY;
+                *self.ctl = Controller::new(convert::controller_config(&self.config));
+                let now = self.now();
+                self.ctl.start(now);
+            }
+            Err(e) => {
+                warn!(
+                    "cannot open {}: {e}; retrying in {} ms",
+                    self.config.transport,
+                    self.retry_delay.as_millis()
+                );
+                self.schedule(Retry::Open);
+            }
+        }
+    }
+
+    /// Reset a controller that gave up and start it again.
+    async fn restart(&mut self, transport: &mut Option<AnyTransport>) {
+        self.retry = None;
+        let Some(t) = transport.as_mut() else {
+            return;
+        };
+        info!("resetting the controller and starting again");
+        if let Err(e) = t.reset().await {
+            warn!("controller reset failed: {e}");
+        }
+        let now = self.now();
+        self.ctl.start(now);
+    }
+
+    fn schedule(&mut self, what: Retry) {
+        self.retry = Some((Instant::now() + self.retry_delay, what));
+        self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+    }
+
+    /// Send what the controller queued and handle its events until neither is left.
+    async fn pump(
+        &mut self,
+        transport: &mut AnyTransport,
+        inflight: &mut Option<InFlight>,
+    ) -> Result<(), TransportError> {
+        loop {
+            while let Some(packet) = self.ctl.poll_transmit() {
+                self.trace(">", &packet);
+                transport.send(&packet).await?;
+            }
+            let mut handled = false;
+            while let Some(event) = self.next_event() {
+                handled = true;
+                self.on_event(event, inflight).await;
+            }
+            if !handled {
+                return Ok(());
+            }
+        }
+    }
+
+    fn next_event(&mut self) -> Option<OwnedEvent> {
+        self.ctl.poll_event().map(|event| match event {
+            Event::Ready => OwnedEvent::Ready,
+            Event::Activated(a) => OwnedEvent::Activated(a),
+            Event::Data(apdu) => OwnedEvent::Data(apdu.to_vec()),
+            Event::Deactivated(d) => OwnedEvent::Deactivated(d),
+            Event::FieldOn => OwnedEvent::Field(true),
+            Event::FieldOff => OwnedEvent::Field(false),
+            Event::RoutingProgrammed {
+                mode,
+                used,
+                capacity,
+            } => OwnedEvent::Routing(format!("{mode:?}"), used, capacity),
+            Event::Reinitializing {
+                cause,
+                attempt,
+                delay,
+            } => OwnedEvent::Reinitializing(cause, attempt, delay),
+            Event::Error(e) => OwnedEvent::Error(e),
+        })
+    }
+
+    async fn on_event(&mut self, event: OwnedEvent, inflight: &mut Option<InFlight>) {
+        match event {
+            OwnedEvent::Ready => self.on_ready().await,
+            OwnedEvent::Activated(a) => self.on_activated(a),
+            OwnedEvent::Data(apdu) => self.on_apdu(apdu, inflight),
+            OwnedEvent::Deactivated(d) => {
+                inflight.take();
+                if let Some(tap) = self.tap.take() {
+                    self.end_tap(tap, d.reason_str());
+                }
+                debug!("card session ended: {}", describe_deactivation(&d));
+            }
+            OwnedEvent::Field(on) => {
+                let _ = self.served.adapter.update(|s| s.field_present = on).await;
+            }
+            OwnedEvent::Routing(mode, used, capacity) => {
+                info!("routing table programmed: {mode} mode, {used} of {capacity} bytes");
+            }
+            OwnedEvent::Reinitializing(cause, attempt, delay) => {
+                warn!(
+                    "controller re-initialising (attempt {attempt}, in {} ms): {}",
+                    delay.as_millis(),
+                    describe_cause(&cause)
+                );
+            }
+            OwnedEvent::Error(e) => {
+                warn!("controller: {e}");
+                if self.ctl.state() == State::Failed {
+                    warn!(
+                        "the controller gave up re-initialising; resetting it in {} ms",
+                        self.retry_delay.as_millis()
+                    );
+                    self.schedule(Retry::Restart);
+                }
+            }
+        }
+    }
+
+    async fn on_ready(&mut self) {
+        self.retry_delay = FIRST_RETRY;
+        let (controller, nci_version, capacity) = match self.ctl.info() {
+            Some(info) => (
+                describe_controller(info),
+                info.nci_version.to_string(),
+                u32::from(info.max_routing_table_size),
+            ),
+            None => (String::new(), String::new(), 0),
+        };
+        let routing = self
+            .ctl
+            .routing()
+            .map(convert::routing_entries)
+            .unwrap_or_default();
+        info!("controller ready: {controller}, NCI {nci_version}; listening");
+        let _ = self
+            .served
+            .adapter
+            .update(|s| {
+                s.present = true;
+                s.controller = controller;
+                s.nci_version = nci_version;
+                s.routing_capacity = capacity;
+                s.routing_table = routing;
+            })
+            .await;
+        self.ready_once = true;
+    }
+
+    fn on_activated(&mut self, activation: Activation) {
+        debug!(
+            "card session started: {:?} {:?}",
+            activation.mode, activation.protocol
+        );
+        self.tap = Some(Tap {
+            session: Session::new(),
+            transaction: None,
+        });
+    }
+
+    fn on_apdu(&mut self, apdu: Vec<u8>, inflight: &mut Option<InFlight>) {
+        let Some(tap) = self.tap.as_mut() else {
+            warn!("command APDU outside a card session ignored");
+            return;
+        };
+        if let Some(old) = inflight.take() {
+            warn!(
+                "new command APDU while {} had not answered the last one; that answer is dropped",
+                old.key
+            );
+        }
+        match tap.session.on_apdu(&self.registry, &apdu, &self.lock) {
+            Action::Reply(sw) => {
+                debug!("answering {sw} ourselves");
+                self.respond(&sw.to_bytes());
+            }
+            Action::Forward { to, deselected } => {
+                if deselected.is_some() || tap.transaction.as_ref().is_some_and(|t| t.key != to) {
+                    if let Some(t) = tap.transaction.take() {
+                        self.transaction_ended(t, "deselected");
+                    }
+                }
+                if let Some(old) = deselected {
+                    self.send_deactivated(old, "deselected");
+                }
+                let Some(tap) = self.tap.as_mut() else {
+                    return;
+                };
+                let transaction = tap.transaction.get_or_insert_with(|| {
+                    let id = self
+                        .registry
+                        .get(&to)
+                        .map(|s| s.options.id.clone())
+                        .unwrap_or_default();
+                    let aid = selected_name(&apdu);
+                    let adapter = self.served.adapter.clone();
+                    let (sid, said) = (id.clone(), aid);
+                    tokio::spawn(async move {
+                        let _ = adapter.transaction_started(&sid, &said).await;
+                    });
+                    Transaction {
+                        key: to.clone(),
+                        id,
+                        started: Instant::now(),
+                        apdus: 0,
+                    }
+                });
+                transaction.apdus += 1;
+                *inflight = Some(self.call(to, apdu));
+            }
+        }
+    }
+
+    /// Start the wallet call for one APDU, through its channel if it opened one.
+    fn call(&self, key: ServiceKey, apdu: Vec<u8>) -> InFlight {
+        let deadline = self.deadline;
+        if let Some(channel) = self.channels.get(&key).cloned() {
+            let fut = async move {
+                match tokio::time::timeout(deadline, channel.exchange(&apdu)).await {
+                    Ok(Ok(rsp)) => Ok(rsp),
+                    Ok(Err(e)) => Err(AppFailure::Channel(e)),
+                    Err(_) => Err(AppFailure::Deadline(deadline)),
+                }
+            };
+            return InFlight {
+                key,
+                via_channel: true,
+                fut: Box::pin(fut),
+            };
+        }
+        let host = self.host.clone();
+        let (owner, path) = (key.owner.clone(), key.path.clone());
+        let fut = async move {
+            match tokio::time::timeout(deadline, host.process_apdu(&owner, &path, &apdu)).await {
+                Ok(Ok(rsp)) => Ok(rsp),
+                Ok(Err(e)) => Err(AppFailure::Call(e)),
+                Err(_) => Err(AppFailure::Deadline(deadline)),
+            }
+        };
+        InFlight {
+            key,
+            via_channel: false,
+            fut: Box::pin(fut),
+        }
+    }
+
+    async fn on_answer(&mut self, call: InFlight, result: Result<Vec<u8>, AppFailure>) {
+        match result {
+            Ok(rsp) => self.respond(&rsp),
+            Err(failure) => {
+                warn!("{} failed an APDU, answering 6F00: {failure}", call.key);
+                if call.via_channel && matches!(failure, AppFailure::Channel(_)) {
+                    // A broken channel is closed; later APDUs go through ProcessApdu.
+                    self.channels.remove(&call.key);
+                }
+                self.app_failed();
+            }
+        }
+    }
+
+    /// The selected app failed: answer 6F00 and close its transaction.
+    fn app_failed(&mut self) {
+        let Some(tap) = self.tap.as_mut() else {
+            return;
+        };
+        let action = tap.session.on_app_failed();
+        let transaction = tap.transaction.take();
+        if let Some(t) = transaction {
+            self.transaction_ended(t, "error");
+        }
+        match action {
+            Action::Reply(sw) => self.respond(&sw.to_bytes()),
+            Action::Forward { .. } => self.respond(&StatusWord::NO_PRECISE_DIAGNOSIS.to_bytes()),
+        }
+    }
+
+    fn respond(&mut self, rsp: &[u8]) {
+        let now = self.now();
+        if let Err(e) = self.ctl.send_data(rsp, now) {
+            warn!("cannot send the response APDU: {e}");
+        }
+    }
+
+    fn end_tap(&mut self, mut tap: Tap, reason: &str) {
+        if let Some(t) = tap.transaction.take() {
+            self.transaction_ended(t, reason);
+        }
+        if let Some(key) = tap.session.end() {
+            self.send_deactivated(key, reason);
+        }
+    }
+
+    fn transaction_ended(&self, t: Transaction, reason: &str) {
+        let adapter = self.served.adapter.clone();
+        let reason = reason.to_owned();
+        let elapsed = t.started.elapsed();
+        debug!(
+            "transaction of {} ended ({reason}): {} APDUs in {} µs",
+            t.id,
+            t.apdus,
+            elapsed.as_micros()
+        );
+        tokio::spawn(async move {
+            let _ = adapter
+                .transaction_ended(&t.id, &reason, t.apdus, elapsed)
+                .await;
+        });
+    }
+
+    fn send_deactivated(&self, key: ServiceKey, reason: &str) {
+        let host = self.host.clone();
+        let reason = reason.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = host.deactivated(&key.owner, &key.path, &reason).await {
+                debug!("Deactivated({reason}) to {key}: {e}");
+            }
+        });
+    }
+
+    async fn transport_failed(
+        &mut self,
+        error: TransportError,
+        transport: &mut Option<AnyTransport>,
+        inflight: &mut Option<InFlight>,
+    ) {
+        warn!(
+            "transport failed: {error}; reopening in {} ms",
+            self.retry_delay.as_millis()
+        );
+        *transport = None;
+        inflight.take();
+        if let Some(tap) = self.tap.take() {
+            self.end_tap(tap, "link-loss");
+        }
+        self.schedule(Retry::Open);
+        let _ = self
+            .served
+            .adapter
+            .update(|s| {
+                s.present = false;
+                s.field_present = false;
+            })
+            .await;
+    }
+
+    async fn on_owner_gone(&mut self, gone: OwnerGone, inflight: &mut Option<InFlight>) {
+        let removed = self.registry.remove_owner(&gone.name);
+        if removed.is_empty() {
+            return;
+        }
+        for key in &removed {
+            info!("{key} left the bus; its registration is dropped");
+            self.channels.remove(key);
+        }
+        if inflight
+            .as_ref()
+            .is_some_and(|call| call.key.owner == gone.name)
+        {
+            inflight.take();
+            warn!("{} left the bus mid-APDU, answering 6F00", gone.name);
+            self.app_failed();
+        }
+        if let Some(tap) = self.tap.as_mut() {
+            for key in &removed {
+                tap.session.on_service_removed(key);
+            }
+        }
+        self.publish_services().await;
+    }
+
+    async fn publish_services(&self) {
+        let services = convert::services(&self.registry);
+        let defaults = convert::default_services(self.registry.defaults());
+        let _ = self
+            .served
+            .manager
+            .update(|s| {
+                s.services = services;
+                s.default_services = defaults;
+            })
+            .await;
+    }
+
+    async fn on_adapter(&mut self, req: AdapterRequest) {
+        match req {
+            AdapterRequest::SetPowered { powered, reply } => {
+                let now = self.now();
+                self.ctl.set_enabled(powered, now);
+                let _ = self.served.adapter.update(|s| s.powered = powered).await;
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    async fn on_manager(&mut self, req: ManagerRequest, inflight: &mut Option<InFlight>) {
+        match req {
+            ManagerRequest::RegisterService {
+                caller,
+                service,
+                request,
+                reply,
+            } => {
+                let key = ServiceKey::new(caller.unique_name.clone(), service.as_str());
+                let result = self.register(key.clone(), &caller, &request).await;
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    info!("{key} registered {} ({})", request.id, request.category);
+                    self.publish_services().await;
+                }
+            }
+            ManagerRequest::UnregisterService {
+                caller,
+                service,
+                reply,
+            } => {
+                let key = ServiceKey::new(caller.unique_name, service.as_str());
+                let result = self
+                    .registry
+                    .unregister(&key)
+                    .map(|_| ())
+                    .map_err(convert::register_error);
+                if result.is_ok() {
+                    self.channels.remove(&key);
+                    if inflight.as_ref().is_some_and(|c| c.key == key) {
+                        inflight.take();
+                        self.app_failed();
+                    }
+                    if let Some(tap) = self.tap.as_mut() {
+                        tap.session.on_service_removed(&key);
+                    }
+                }
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    self.publish_services().await;
+                }
+            }
+            ManagerRequest::SetDefaultService {
+                caller,
+                category,
+                id,
+                reply,
+            } => {
+                let result = self.set_default(&caller, &category, &id);
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    self.publish_services().await;
+                }
+            }
+            ManagerRequest::SetPreferredService {
+                caller,
+                service,
+                reply,
+            } => {
+                let key = ServiceKey::new(caller.unique_name, service.as_str());
+                let result = self
+                    .registry
+                    .set_preferred(&key)
+                    .map_err(convert::register_error);
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    self.publish_services().await;
+                }
+            }
+            ManagerRequest::ClearPreferredService { caller, reply } => {
+                self.registry.clear_preferred(&caller.unique_name);
+                let _ = reply.send(Ok(()));
+                self.publish_services().await;
+            }
+            ManagerRequest::OpenApduChannel {
+                caller,
+                service,
+                channel,
+                reply,
+            } => {
+                let key = ServiceKey::new(caller.unique_name, service.as_str());
+                if self.registry.get(&key).is_some() {
+                    self.channels.insert(key, Arc::new(channel));
+                    let _ = reply.send(Ok(()));
+                } else {
+                    let _ = reply.send(Err(dbus::Error::DoesNotExist(format!(
+                        "no service registered by this connection at {}",
+                        service.as_str()
+                    ))));
+                }
+            }
+        }
+    }
+
+    async fn register(
+        &mut self,
+        key: ServiceKey,
+        caller: &dbus::Caller,
+        request: &dbus::RegisterRequest,
+    ) -> Result<(), dbus::Error> {
+        let options = convert::service_options(request)?;
+        let who = crate::hce::Caller {
+            uid: caller.uid,
+            gids: caller.gids.clone(),
+        };
+        let registered = self
+            .registry
+            .register(key.clone(), options, &who)
+            .map_err(convert::register_error)?;
+        // The client may have left between its call and now; its OwnerGone may already have
+        // been handled, so check that it is still there.
+        match dbus::names::name_has_owner(&self.served.conn, &key.owner).await {
+            Ok(false) => {
+                let _ = self.registry.unregister(&key);
+                return Err(dbus::Error::Failed(format!(
+                    "{} left the bus while registering",
+                    key.owner
+                )));
+            }
+            Ok(true) => {}
+            Err(e) => debug!("NameHasOwner({}): {e}", key.owner),
+        }
+        for conflict in registered.conflicts {
+            info!(
+                "AID {} is claimed by {}",
+                conflict.aid,
+                conflict.ids.join(", ")
+            );
+            let manager = self.served.manager.clone();
+            tokio::spawn(async move {
+                let _ = manager
+                    .aid_conflict(conflict.aid.as_bytes(), &conflict.ids)
+                    .await;
+            });
+        }
+        Ok(())
+    }
+
+    fn set_default(
+        &mut self,
+        caller: &dbus::Caller,
+        category: &str,
+        id: &str,
+    ) -> Result<(), dbus::Error> {
+        let category: Category =
+            category
+                .parse()
+                .map_err(|e: crate::hce::registry::ParseCategoryError| {
+                    dbus::Error::InvalidArguments(format!("category: {}", e.0))
+                })?;
+        let who = crate::hce::Caller {
+            uid: caller.uid,
+            gids: caller.gids.clone(),
+        };
+        if !self.registry_policy_allows(category, &who) {
+            return Err(dbus::Error::NotAuthorized(format!(
+                "this caller may not choose the default {category} service"
+            )));
+        }
+        let before = self.registry.defaults().clone();
+        self.registry
+            .set_default(category, id)
+            .map_err(convert::register_error)?;
+        if let Err(e) = self.store.save(self.registry.defaults()) {
+            // Keep memory and disk in agreement: undo.
+            match category {
+                Category::Payment => match &before.payment {
+                    Some(old) => {
+                        let _ = self.registry.set_default(category, old);
+                    }
+                    None => {
+                        let _ = self.registry.clear_default(category);
+                    }
+                },
+                Category::Transit => match &before.transit {
+                    Some(old) => {
+                        let _ = self.registry.set_default(category, old);
+                    }
+                    None => {
+                        let _ = self.registry.clear_default(category);
+                    }
+                },
+                Category::Other => {}
+            }
+            return Err(dbus::Error::Failed(format!(
+                "saving the default service: {e}"
+            )));
+        }
+        info!("default {category} service is now {id}");
+        Ok(())
+    }
+
+    fn registry_policy_allows(&self, category: Category, who: &crate::hce::Caller) -> bool {
+        self.registry.policy().allows(category, who)
+    }
+
+    fn trace(&self, dir: &str, packet: &[u8]) {
+        if tracing::enabled!(target: NCI_TARGET, Level::DEBUG) {
+            let version = self
+                .ctl
+                .info()
+                .map(|i| i.nci_version)
+                .unwrap_or(NciVersion::V1_0);
+            match Message::parse_packet(packet, version) {
+                Ok(m) => debug!(target: NCI_TARGET, "{dir} {m}"),
+                Err(_) => debug!(target: NCI_TARGET, "{dir} {}", hex(packet)),
+            }
+        }
+    }
+}
+
+/// Controller events with the borrowed APDU copied out.
+enum OwnedEvent {
+    Ready,
+    Activated(Activation),
+    Data(Vec<u8>),
+    Deactivated(Deactivation),
+    Field(bool),
+    Routing(String, usize, usize),
+    Reinitializing(ReinitCause, u8, Duration),
+    Error(ControllerError),
+}
+
+async fn recv(transport: Option<&mut AnyTransport>) -> Result<Packet, TransportError> {
+    match transport {
+        Some(t) => t.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn answer(inflight: &mut Option<InFlight>) -> Result<Vec<u8>, AppFailure> {
+    match inflight {
+        Some(call) => call.fut.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The DF name of a SELECT, for `TransactionStarted`; empty for anything else.
+fn selected_name(apdu: &[u8]) -> Vec<u8> {
+    CommandApdu::parse(apdu)
+        .ok()
+        .and_then(|c| classify_select(&c))
+        .and_then(|s| s.ok())
+        .map(|s| s.name.to_vec())
+        .unwrap_or_default()
+}
+
+fn describe_controller(info: &libnci::controller::ControllerInfo) -> String {
+    match info.nxp_version() {
+        Some(v) => format!(
+            "{} (hardware 0x{:02X}, firmware {:02X}.{:02X})",
+            info.manufacturer, v.hw_version, v.fw_major, v.fw_minor
+        ),
+        None => info.manufacturer.to_string(),
+    }
+}
+
+fn describe_deactivation(d: &Deactivation) -> String {
+    format!("{d:?}")
+}
+
+fn describe_cause(c: &ReinitCause) -> String {
+    format!("{c:?}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
