@@ -66,7 +66,11 @@ mod nfcctl {
 
     #[interface(name = "org.nfcd.Manager1")]
     impl FixtureManager {
-        fn set_default_service(&self, category: &str, id: &str) -> Result<(), FixtureError> {
+        async fn set_default_service(&self, category: &str, id: &str) -> Result<(), FixtureError> {
+            if id == "com.example.slow" {
+                // A daemon that does not answer in time.
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            }
             if id == "com.example.missing" {
                 return Err(FixtureError::DoesNotExist(format!(
                     "no service with Id {id} is registered"
@@ -595,6 +599,34 @@ mod nfcctl {
             "{}",
             stderr(&out)
         );
+    }
+
+    #[tokio::test]
+    async fn replies_wait_at_most_the_timeout() {
+        let bus = TestBus::session();
+        let _fixture = serve(&bus, false).await;
+        let out = nfcctl(
+            bus.address(),
+            &[
+                "--timeout",
+                "1",
+                "set-default",
+                "payment",
+                "com.example.slow",
+            ],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(stderr(&out), "nfcctl: nfcd did not answer within 1 s\n");
+
+        // A socket that accepts connections but never speaks D-Bus.
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("mute");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let mute = format!("unix:path={}", path.display());
+        let out = nfcctl(&mute, &["--timeout", "1", "status"]).await;
+        assert_eq!(out.status.code(), Some(4));
+        assert_eq!(stderr(&out), "nfcctl: the bus did not answer within 1 s\n");
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use crate::config::BusSpec;
     name = "nfcctl",
     version,
     about = "Inspect and drive the nfcd NFC daemon over D-Bus",
-    after_help = "Exit status: 0 ok, 1 the daemon answered with an error, 2 usage, \
+    after_help = "Exit status: 0 ok, 1 the daemon answered with an error (or not in time), 2 usage, \
                   3 nfcd is not running, 4 the bus cannot be reached, 5 the daemon does not \
                   offer this (e.g. tap without the virtual controller), 6 a simulated tap failed"
 )]
@@ -33,6 +33,17 @@ pub struct Args {
                 unix:path=/run/nfcd-test/bus"
     )]
     pub bus: BusSpec,
+
+    /// How long to wait for any reply, in seconds.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 25,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        help = "How long to wait for the bus or nfcd to answer a call, in seconds"
+    )]
+    pub timeout: u64,
 
     /// Print JSON instead of text.
     #[arg(
@@ -200,6 +211,8 @@ mod tests {
         let args = Args::try_parse_from(["nfcctl", "status"]).unwrap();
         assert_eq!(args.bus, BusSpec::System);
         assert!(!args.json);
+        assert_eq!(args.timeout, 25);
+        assert!(Args::try_parse_from(["nfcctl", "--timeout", "0", "status"]).is_err());
         let args =
             Args::try_parse_from(["nfcctl", "--bus", "unix:path=/tmp/b", "status", "--json"])
                 .unwrap();

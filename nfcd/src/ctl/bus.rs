@@ -4,9 +4,13 @@
 //! Contract: [`Client::connect`] either returns a client whose bus has an owner for `org.nfcd`
 //! or fails with [`CtlError::BusUnreachable`] / [`CtlError::DaemonAbsent`]. It asks the bus
 //! (`GetNameOwner`) rather than calling nfcd, so `nfcctl` never causes D-Bus activation of the
-//! daemon. [`Client::error`] is the one place where zbus errors become exit statuses.
+//! daemon. Every call waits at most the reply timeout (`--timeout`, 25 s by default: the
+//! reply timeout of libdbus), so a wedged bus or daemon ends the run instead of hanging it.
+//! [`Client::error`] is the one place where zbus errors become exit statuses.
 
 use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
 
 use zbus::fdo::{self, DBusProxy, PropertiesProxy};
 use zbus::names::{BusName, InterfaceName, OwnedUniqueName};
@@ -71,11 +75,13 @@ pub struct Client {
     conn: Connection,
     bus: BusSpec,
     owner: OwnedUniqueName,
+    timeout: Duration,
 }
 
 impl Client {
-    /// Connect to `bus` and check that `org.nfcd` has an owner.
-    pub async fn connect(bus: &BusSpec) -> Result<Client, CtlError> {
+    /// Connect to `bus` and check that `org.nfcd` has an owner; every call of this client
+    /// then waits at most `timeout` for its reply.
+    pub async fn connect(bus: &BusSpec, timeout: Duration) -> Result<Client, CtlError> {
         let builder = match bus {
             BusSpec::System => connection::Builder::system(),
             BusSpec::Session => connection::Builder::session(),
@@ -85,21 +91,36 @@ impl Client {
             bus: bus.clone(),
             error,
         };
-        let conn = builder.build().await.map_err(unreachable)?;
-        let dbus = DBusProxy::new(&conn).await.map_err(unreachable)?;
-        let name = BusName::from_static_str(BUS_NAME).map_err(unreachable)?;
-        let owner = match dbus.get_name_owner(name).await {
-            Ok(owner) => owner,
-            Err(fdo::Error::NameHasNoOwner(_)) => {
-                return Err(CtlError::DaemonAbsent { bus: bus.clone() })
+        let ask = async {
+            let conn = builder
+                .method_timeout(timeout)
+                .build()
+                .await
+                .map_err(unreachable)?;
+            let dbus = DBusProxy::new(&conn).await.map_err(unreachable)?;
+            let name = BusName::from_static_str(BUS_NAME).map_err(unreachable)?;
+            match dbus.get_name_owner(name).await {
+                Ok(owner) => Ok((conn, owner)),
+                Err(fdo::Error::NameHasNoOwner(_)) => {
+                    Err(CtlError::DaemonAbsent { bus: bus.clone() })
+                }
+                Err(fdo::Error::ZBus(error)) => Err(unreachable(error)),
+                Err(other) => Err(daemon_error(&other)),
             }
-            Err(fdo::Error::ZBus(error)) => return Err(unreachable(error)),
-            Err(other) => return Err(daemon_error(&other)),
         };
+        // Connecting (authentication, Hello) is not covered by the method timeout.
+        let (conn, owner) =
+            tokio::time::timeout(timeout, ask)
+                .await
+                .map_err(|_| CtlError::Timeout {
+                    after: timeout,
+                    bus: true,
+                })??;
         Ok(Client {
             conn,
             bus: bus.clone(),
             owner,
+            timeout,
         })
     }
 
@@ -179,6 +200,12 @@ impl Client {
                 name: name.to_string(),
                 message: message.unwrap_or_default(),
             },
+            zbus::Error::InputOutput(e) if e.kind() == io::ErrorKind::TimedOut => {
+                CtlError::Timeout {
+                    after: self.timeout,
+                    bus: false,
+                }
+            }
             error @ (zbus::Error::InputOutput(_) | zbus::Error::Connection(..)) => {
                 CtlError::BusLost { error }
             }

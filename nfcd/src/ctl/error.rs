@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use crate::config::BusSpec;
 
@@ -17,13 +18,15 @@ pub enum ExitStatus {
     /// The command did what was asked.
     Ok = 0,
     /// The daemon answered with an error (`org.nfcd.Error.*` or another error reply), or with
-    /// a reply this client cannot read, or the output could not be written.
+    /// a reply this client cannot read, or not within the timeout; or the output could not be
+    /// written.
     Failed = 1,
     /// The command line is malformed (reported by the argument parser).
     Usage = 2,
     /// nfcd is not running: `org.nfcd` has no owner on the bus.
     DaemonAbsent = 3,
-    /// The bus itself cannot be reached (no socket, connection refused, authentication failed).
+    /// The bus itself cannot be reached (no socket, connection refused, authentication failed,
+    /// no answer within the timeout).
     BusUnreachable = 4,
     /// The daemon runs but does not offer what the command needs (the simulator on a real
     /// controller, the monitor on a daemon without `org.nfcd.Monitor1`).
@@ -58,6 +61,14 @@ pub enum CtlError {
     DaemonAbsent {
         /// The bus asked for.
         bus: BusSpec,
+    },
+    /// No reply came within the reply timeout (`--timeout`).
+    Timeout {
+        /// The timeout.
+        after: Duration,
+        /// Whether it was the bus (connecting, `GetNameOwner`) that did not answer, rather
+        /// than nfcd.
+        bus: bool,
     },
     /// The daemon (or the bus on its behalf) answered with an error reply.
     Daemon {
@@ -99,6 +110,8 @@ impl CtlError {
                 ExitStatus::BusUnreachable
             }
             CtlError::DaemonAbsent { .. } => ExitStatus::DaemonAbsent,
+            CtlError::Timeout { bus: true, .. } => ExitStatus::BusUnreachable,
+            CtlError::Timeout { bus: false, .. } => ExitStatus::Failed,
             CtlError::Daemon { .. }
             | CtlError::BadReply { .. }
             | CtlError::Output(_)
@@ -152,6 +165,12 @@ impl fmt::Display for CtlError {
                 "nfcd is not running on {} (org.nfcd has no owner)",
                 BusLabel(bus)
             ),
+            CtlError::Timeout { after, bus: true } => {
+                write!(f, "the bus did not answer within {} s", after.as_secs())
+            }
+            CtlError::Timeout { after, bus: false } => {
+                write!(f, "nfcd did not answer within {} s", after.as_secs())
+            }
             CtlError::Daemon { name, message } if message.is_empty() => f.write_str(name),
             CtlError::Daemon { name, message } => write!(f, "{name}: {message}"),
             CtlError::Unsupported { what } => f.write_str(what),

@@ -47,7 +47,8 @@ pub async fn run(args: Args) -> ExitStatus {
 }
 
 async fn run_command(args: &Args, out: &Output) -> Result<(), CtlError> {
-    let client = bus::Client::connect(&args.bus).await?;
+    let timeout = std::time::Duration::from_secs(args.timeout);
+    let client = bus::Client::connect(&args.bus, timeout).await?;
     match &args.command {
         Command::Status => status::run(&client, args.json, out).await,
         Command::Services => services::run(&client, args.json, out).await,
