@@ -50,9 +50,13 @@ impl Output {
     }
 }
 
-/// `value`, or `-` when it is missing.
+/// `value`, or `-` when it is missing or shows as nothing (nfcd sends `""` for a string it
+/// does not know yet, e.g. `Controller` before the controller answered).
 pub fn dash<T: Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+    value
+        .map(|v| v.to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// `yes` / `no`, or `-` when missing.
@@ -219,6 +223,7 @@ mod tests {
     fn missing_values() {
         assert_eq!(dash(None::<u32>), "-");
         assert_eq!(dash(Some(720)), "720");
+        assert_eq!(dash(Some("")), "-");
         assert_eq!(yes_no(Some(false)), "no");
         assert_eq!(yes_no(None), "-");
     }
