@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod dbus;
 pub mod hce;
