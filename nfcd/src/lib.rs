@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod hce;
+pub mod identity;
 pub mod logging;
 pub mod notify;
 pub mod transport;
