@@ -216,7 +216,8 @@ impl Follower {
             owners: MessageStream::for_match_rule(owners, conn, capacity).await?,
             props: MessageStream::for_match_rule(props, conn, capacity).await?,
             owner: None,
-            view: View::Absent,
+            // Not `Absent`, so that finding logind absent at start warns like losing it later.
+            view: View::Unreadable("not read yet".to_owned()),
             retry_delay: FIRST_RETRY,
         })
     }
