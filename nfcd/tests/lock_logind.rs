@@ -323,58 +323,73 @@ mod lock {
         until(&mut rx, Locked).await;
     }
 
+    /// A client that sends the watcher's connection unicast signals dressed up as logind's
+    /// and the bus's.
+    struct Forger {
+        conn: Connection,
+        watcher: String,
+    }
+
+    impl Forger {
+        async fn locked_hint(&self, session: &str, locked_hint: bool) {
+            let mut changed: HashMap<&str, Variant<'_>> = HashMap::new();
+            changed.insert("LockedHint", Variant::from(locked_hint));
+            self.conn
+                .emit_signal(
+                    Some(self.watcher.as_str()),
+                    ObjectPath::try_from(format!("{SESSION_PATH}{session}")).expect("path"),
+                    "org.freedesktop.DBus.Properties",
+                    "PropertiesChanged",
+                    &(SESSION_INTERFACE, changed, Vec::<String>::new()),
+                )
+                .await
+                .expect("send forged PropertiesChanged");
+        }
+
+        /// `NameOwnerChanged(org.freedesktop.login1, old, new)`.
+        async fn logind_owner(&self, old: &str, new: &str) {
+            self.conn
+                .emit_signal(
+                    Some(self.watcher.as_str()),
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "NameOwnerChanged",
+                    &(LOGIND_NAME, old, new),
+                )
+                .await
+                .expect("send forged NameOwnerChanged");
+        }
+    }
+
     #[tokio::test]
     async fn lock_forged_signals_are_ignored() {
         let bus = TestBus::session();
         let logind = FakeLogind::start(&bus, &[("c1", "user", true)], Some("c1")).await;
         let (_w, mut rx, conn) = watch(&bus, LockMode::Logind).await;
         assert_eq!(*rx.borrow_and_update(), Locked);
+        let forger = Forger {
+            conn: bus.connect().await,
+            watcher: conn.unique_name().expect("unique name").to_string(),
+        };
+        let real = logind.conn.unique_name().expect("name").to_string();
+        let fake = forger.conn.unique_name().expect("name").to_string();
 
-        // Another client sends the watcher's connection a unicast PropertiesChanged that
-        // looks like logind unlocking the session, and one saying logind left the bus.
-        let forger = bus.connect().await;
-        let watcher_name = conn.unique_name().expect("unique name").to_string();
-        let mut changed: HashMap<&str, Variant<'_>> = HashMap::new();
-        changed.insert("LockedHint", Variant::from(false));
-        forger
-            .emit_signal(
-                Some(watcher_name.as_str()),
-                ObjectPath::try_from(format!("{SESSION_PATH}c1")).expect("path"),
-                "org.freedesktop.DBus.Properties",
-                "PropertiesChanged",
-                &(SESSION_INTERFACE, changed, Vec::<String>::new()),
-            )
-            .await
-            .expect("send forged signal");
-        let unique = logind.conn.unique_name().expect("name").to_string();
-        forger
-            .emit_signal(
-                Some(watcher_name.as_str()),
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "NameOwnerChanged",
-                &(LOGIND_NAME, unique.as_str(), ""),
-            )
-            .await
-            .expect("send forged signal");
+        // Logind unlocking the session, said by someone else.
+        forger.locked_hint("c1", false).await;
         stays(&mut rx, Locked).await;
 
         // The real logind is still followed.
         logind.set_locked_hint("c1", false, Announce::Value).await;
         until(&mut rx, Unlocked).await;
-        // A forged "logind left" would lock (and a later forged "came back" could point the
-        // watcher at the forger); neither happens.
-        forger
-            .emit_signal(
-                Some(watcher_name.as_str()),
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "NameOwnerChanged",
-                &(LOGIND_NAME, unique.as_str(), ""),
-            )
-            .await
-            .expect("send forged signal");
+
+        // "logind left" would lock; "logind is now the forger" would make the watcher take
+        // the forger's word, which then says the session is locked. Neither is believed.
+        forger.logind_owner(&real, "").await;
+        forger.logind_owner("", &fake).await;
+        forger.locked_hint("c1", true).await;
         stays(&mut rx, Unlocked).await;
+        logind.set_locked_hint("c1", true, Announce::Value).await;
+        until(&mut rx, Locked).await;
     }
 
     #[tokio::test]
