@@ -9,6 +9,8 @@ pub mod ctl;
 pub mod daemon;
 pub mod dbus;
 pub mod hce;
+pub mod identity;
+pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod simhost;
