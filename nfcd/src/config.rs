@@ -248,8 +248,9 @@ pub struct AccessConfig {
     pub payment: Vec<Principal>,
     /// Callers allowed to register `transit` services; empty = anyone.
     pub transit: Vec<Principal>,
-    /// Whether a service `Id` already registered by one bus client may be registered again by
-    /// another client (replacing it). Off: the second registration is refused.
+    /// Whether a service `Id` bound to one user and program (see `crate::identity`) may be
+    /// registered by another, re-binding it. Off: such a registration is refused. An Id held
+    /// by a connected client is never taken over either way.
     pub allow_id_rebind: bool,
 }
 

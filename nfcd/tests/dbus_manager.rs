@@ -265,6 +265,9 @@ mod dbus {
             requires_unlock: true,
             express: false,
             preferred: false,
+            default: true,
+            uid: 1000,
+            exe_sha256: String::new(),
         };
         let expected = info.clone();
         served

@@ -893,7 +893,7 @@ mod nfcctl {
 
     /// The same commands against nfcd's own `Manager1` and `Adapter1` objects, with a stand-in
     /// core answering their requests: the shapes the daemon really serves (`RoutingTable` as
-    /// `a(ssyy)`, `Services` without the owner's identity keys) read as documented.
+    /// `a(ssyy)`, `Services` with the owner's identity keys) read as documented.
     #[tokio::test]
     async fn against_the_daemons_own_dbus_objects() {
         let bus = TestBus::session();
@@ -910,6 +910,9 @@ mod nfcctl {
                 requires_unlock: false,
                 express: false,
                 preferred: true,
+                default: true,
+                uid: 1000,
+                exe_sha256: String::new(),
             }],
             default_services: BTreeMap::from([(
                 "payment".to_owned(),

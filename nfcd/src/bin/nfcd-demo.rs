@@ -255,7 +255,7 @@ async fn get_property(
             &(interface, name),
         )
         .await?;
-    Ok(reply.body().deserialize::<OwnedVariant>()?)
+    reply.body().deserialize::<OwnedVariant>()
 }
 
 async fn registered_ids(conn: &Connection) -> Vec<String> {

@@ -13,6 +13,7 @@ use crate::config::{self, AccessConfig, Config, ListenConfig, Technology};
 use crate::dbus::{self, RegisterRequest, RoutingEntry, ServiceInfo};
 use crate::hce::registry::{parse_aid_list, AidKind, Principal};
 use crate::hce::{AccessPolicy, Category, Defaults, RegisterError, Registry, ServiceOptions};
+use crate::identity::IdentityStore;
 
 /// Resolve the configured user and group names to ids (done once at start).
 pub fn access_policy(access: &AccessConfig) -> Result<AccessPolicy, String> {
@@ -153,7 +154,7 @@ pub fn register_error(e: RegisterError) -> dbus::Error {
 }
 
 /// `Services` property value.
-pub fn services(registry: &Registry) -> Vec<ServiceInfo> {
+pub fn services(registry: &Registry, identities: &IdentityStore) -> Vec<ServiceInfo> {
     let preferred = registry.preferred();
     let bytes = |list: &[crate::hce::Aid]| list.iter().map(|a| a.as_bytes().to_vec()).collect();
     registry
@@ -161,6 +162,7 @@ pub fn services(registry: &Registry) -> Vec<ServiceInfo> {
         .filter_map(|(key, service)| {
             let path = zbus::OwnedObjectPath::try_from(key.path.clone()).ok()?;
             let o = &service.options;
+            let binding = identities.get(&o.id);
             Some(ServiceInfo {
                 path,
                 owner: key.owner.clone(),
@@ -173,6 +175,9 @@ pub fn services(registry: &Registry) -> Vec<ServiceInfo> {
                 requires_unlock: o.requires_unlock,
                 express: o.express,
                 preferred: preferred == Some(key),
+                default: registry.effective_default(o.category) == Some(key),
+                uid: binding.map(|b| b.uid).unwrap_or(u32::MAX),
+                exe_sha256: binding.and_then(|b| b.exe_sha256_hex()).unwrap_or_default(),
             })
         })
         .collect()

@@ -677,7 +677,7 @@ impl Engine {
     }
 
     async fn publish_services(&self) {
-        let services = convert::services(&self.registry);
+        let services = convert::services(&self.registry, &self.identities);
         let defaults = convert::default_services(self.registry.defaults());
         let _ = self
             .served

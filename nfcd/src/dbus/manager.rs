@@ -69,6 +69,13 @@ pub struct ServiceInfo {
     pub express: bool,
     /// Currently the preferred service (`SetPreferredService`).
     pub preferred: bool,
+    /// The default service of its category (`SetDefaultService`, or the only payment service).
+    pub default: bool,
+    /// User id the service's Id is bound to (the registering process's uid).
+    pub uid: u32,
+    /// SHA-256 of the executable the Id is bound to, lowercase hex; empty when nfcd could not
+    /// read it (another user's process without CAP_SYS_PTRACE).
+    pub exe_sha256: String,
 }
 
 /// Everything `org.nfcd.Manager1` shows, as the core last set it.
