@@ -10,5 +10,6 @@ pub mod dbus;
 pub mod hce;
 pub mod logging;
 pub mod notify;
+pub mod simhost;
 pub mod transport;
 pub mod uevent;

@@ -12,9 +12,10 @@
 //! The daemon is generic over [`Transport`]; [`AnyTransport`] picks the concrete transport at
 //! run time from a [`TransportSpec`] given on the command line or in the configuration file.
 
-mod framing;
+pub(crate) mod framing;
 pub mod i2c;
 pub mod i2c_sim;
+pub mod sim;
 pub mod spec;
 pub mod tcp;
 pub mod uart;
@@ -28,6 +29,7 @@ pub use spec::{
     GpioLine, GpioLineSpec, I2cSpec, SimProfile, TcpSpec, TransportSpec, TransportSpecError,
     UartSpec,
 };
+pub use sim::SimTransport;
 pub use tcp::TcpTransport;
 pub use uart::UartTransport;
 
@@ -207,22 +209,28 @@ pub enum AnyTransport {
     Uart(UartTransport),
     /// NCI over TCP.
     Tcp(TcpTransport),
+    /// The in-process virtual controller.
+    Sim(SimTransport),
 }
 
 impl AnyTransport {
-    /// Open the transport that `spec` names. Must run inside a tokio runtime (the UART and TCP
-    /// transports register with its reactor).
-    ///
-    /// `sim` specs are not opened here: the in-process virtual controller is not a byte
-    /// transport of this module, and this returns [`TransportError::Unsupported`] for them.
+    /// Open the transport that `spec` names. Must run inside a tokio runtime (the UART, TCP
+    /// and sim transports register with it).
     pub async fn open(spec: &TransportSpec) -> Result<Self, TransportError> {
         match spec {
             TransportSpec::I2c(i2c) => Ok(AnyTransport::I2c(I2cTransport::open(i2c)?)),
             TransportSpec::Uart(uart) => Ok(AnyTransport::Uart(UartTransport::open(uart)?)),
             TransportSpec::Tcp(tcp) => Ok(AnyTransport::Tcp(TcpTransport::connect(tcp).await?)),
-            TransportSpec::Sim(_) => Err(TransportError::Unsupported(format!(
-                "{spec}: the virtual controller is not available through AnyTransport"
-            ))),
+            TransportSpec::Sim(profile) => Ok(AnyTransport::Sim(SimTransport::open(*profile)?)),
+        }
+    }
+
+    /// The virtual controller's handle when this is the `sim` transport (the daemon exports
+    /// `org.nfcd.Simulator1` with it), else `None`.
+    pub fn sim_handle(&self) -> Option<crate::simhost::SimHandle> {
+        match self {
+            AnyTransport::Sim(t) => Some(t.handle()),
+            _ => None,
         }
     }
 }
@@ -233,6 +241,7 @@ impl Transport for AnyTransport {
             AnyTransport::I2c(t) => t.send(packet).await,
             AnyTransport::Uart(t) => t.send(packet).await,
             AnyTransport::Tcp(t) => t.send(packet).await,
+            AnyTransport::Sim(t) => t.send(packet).await,
         }
     }
 
@@ -241,6 +250,7 @@ impl Transport for AnyTransport {
             AnyTransport::I2c(t) => t.recv().await,
             AnyTransport::Uart(t) => t.recv().await,
             AnyTransport::Tcp(t) => t.recv().await,
+            AnyTransport::Sim(t) => t.recv().await,
         }
     }
 
@@ -249,6 +259,7 @@ impl Transport for AnyTransport {
             AnyTransport::I2c(t) => t.reset().await,
             AnyTransport::Uart(t) => t.reset().await,
             AnyTransport::Tcp(t) => t.reset().await,
+            AnyTransport::Sim(t) => t.reset().await,
         }
     }
 
@@ -257,6 +268,7 @@ impl Transport for AnyTransport {
             AnyTransport::I2c(t) => t.describe(),
             AnyTransport::Uart(t) => t.describe(),
             AnyTransport::Tcp(t) => t.describe(),
+            AnyTransport::Sim(t) => t.describe(),
         }
     }
 }
