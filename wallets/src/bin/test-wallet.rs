@@ -24,7 +24,8 @@
 //! - `empty`: answers zero bytes (not even a status word).
 //!
 //! Registration flags: `--aid`, `--prefix-aid`, `--subset-aid` (hex, repeatable),
-//! `--many-aids N` (adds N exact 8-byte AIDs `F0 4E 46 43 <i as 4 bytes>` for i = 0..N),
+//! `--many-aids N` (adds N exact 8-byte AIDs `F0 00 00 00 <i as 4 bytes>` for i = 0..N, the
+//! AIDs of the virtual reader's `sweep256` script),
 //! `--category` (default `other`), `--id`, `--name`, `--express`, `--requires-unlock`,
 //! `--channel`, `--set-default` (`SetDefaultService(category, id)` before `READY`),
 //! `--any-caller` (answer ProcessApdu from any peer, for `busctl` poking).
@@ -97,9 +98,11 @@ impl FromStr for Behaviour {
     }
 }
 
-/// The `i`-th AID of `--many-aids`: `F0 4E 46 43` ("\xF0NFC") followed by `i` big-endian.
+/// The `i`-th AID of `--many-aids`: `F0 00 00 00` followed by `i` big-endian (proprietary
+/// category `F`, ISO/IEC 7816-5). For `i` < 256 this is libnci's `sim::scripts::sweep_aid(i)`,
+/// so `--many-aids 256` answers every SELECT of the virtual reader's `sweep256` script.
 fn generated_aid(i: u32) -> Vec<u8> {
-    let mut aid = vec![0xF0, 0x4E, 0x46, 0x43];
+    let mut aid = vec![0xF0, 0x00, 0x00, 0x00];
     aid.extend_from_slice(&i.to_be_bytes());
     aid
 }
@@ -132,7 +135,7 @@ struct Args {
     /// Subset AID, hex (repeatable).
     #[arg(long)]
     subset_aid: Vec<HexBytes>,
-    /// Also register N generated 8-byte AIDs F04E4643 + index.
+    /// Also register N generated 8-byte AIDs F0000000 + index (the sweep256 reader's AIDs).
     #[arg(long, default_value_t = 0)]
     many_aids: u32,
     /// How to answer APDUs.
@@ -331,8 +334,10 @@ mod tests {
 
     #[test]
     fn many_aids_are_distinct_8_byte_aids() {
-        assert_eq!(generated_aid(0), [0xF0, 0x4E, 0x46, 0x43, 0, 0, 0, 0]);
-        assert_eq!(generated_aid(258), [0xF0, 0x4E, 0x46, 0x43, 0, 0, 1, 2]);
+        // F0 00 00 00 00 00 00 i: libnci's sweep_aid(i) for the first 256.
+        assert_eq!(generated_aid(0), [0xF0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(generated_aid(255), [0xF0, 0, 0, 0, 0, 0, 0, 0xFF]);
+        assert_eq!(generated_aid(258), [0xF0, 0, 0, 0, 0, 0, 1, 2]);
     }
 
     #[test]
