@@ -5,3 +5,5 @@
 //! Needs `cargo build --workspace` first (the binaries under test) and `dbus-daemon`.
 
 mod payment;
+mod routing;
+mod transit;

@@ -212,6 +212,25 @@ pub async fn wait_unregistered(manager: &Manager1Proxy<'_>, id: &str) {
     .await;
 }
 
+/// Wait (at most [`WAIT`]) until `DefaultServices` names `id` for `category`.
+pub async fn wait_default(manager: &Manager1Proxy<'_>, category: &str, id: &str) {
+    let mut changes = manager.receive_default_services_changed().await;
+    within(
+        &format!("DefaultServices[{category}] = {id}"),
+        WAIT,
+        async {
+            while let Some(change) = changes.next().await {
+                if let Ok(defaults) = change.get().await {
+                    if defaults.get(category).map(String::as_str) == Some(id) {
+                        return;
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}
+
 /// Wait (at most [`WAIT`]) until `Present` is `present`.
 pub async fn wait_present(adapter: &Adapter1Proxy<'_>, present: bool) {
     let mut changes = adapter.receive_present_changed().await;
