@@ -4,6 +4,7 @@
 //!
 //! Needs `cargo build --workspace` first (the binaries under test) and `dbus-daemon`.
 
+mod api;
 mod failures;
 mod payment;
 mod routing;
