@@ -6,6 +6,7 @@
 
 mod api;
 mod failures;
+mod lifecycle;
 mod payment;
 mod routing;
 mod transit;
