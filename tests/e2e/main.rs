@@ -6,7 +6,9 @@
 
 mod api;
 mod failures;
+mod fastpath;
 mod lifecycle;
+mod long_apdus;
 mod payment;
 mod routing;
 mod transit;
