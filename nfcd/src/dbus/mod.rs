@@ -20,6 +20,7 @@ pub mod manager;
 pub mod names;
 pub mod options;
 mod props;
+pub mod simulator;
 
 use std::fmt;
 

@@ -36,6 +36,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -221,8 +222,6 @@ struct Core {
     power_cycles: u64,
     packets_from_host: u64,
     packets_to_host: u64,
-    /// Octets read from the host's stream, whole packets or not.
-    bytes_from_host: u64,
     taps: u64,
 }
 
@@ -243,7 +242,6 @@ impl Core {
             power_cycles: 0,
             packets_from_host: 0,
             packets_to_host: 0,
-            bytes_from_host: 0,
             taps: 0,
         }
     }
@@ -325,13 +323,10 @@ impl Core {
     /// The next time the controller side needs attention (not counting packets waiting to be
     /// written, which are the stream's business).
     fn controller_deadline(&self) -> Option<Instant> {
-        [
-            self.inbound.front().map(|p| p.at),
-            self.nfcc.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.inbound.front().map(|p| p.at), self.nfcc.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -482,15 +477,29 @@ impl SimHost {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        serve_stream(Arc::clone(&self.shared), stream)
+        serve_stream(Arc::clone(&self.shared), stream, None)
     }
 
     /// Serve on an in-process pipe: returns the host's end and the serving task, which ends
     /// when the host's end is dropped. Must run inside a tokio runtime.
     pub fn serve_duplex(&self) -> (DuplexStream, JoinHandle<Result<(), SimError>>) {
-        let (host_end, controller_end) = tokio::io::duplex(DUPLEX_CAPACITY);
-        let task = tokio::spawn(self.serve(controller_end));
+        let (host_end, task, _) = self.serve_duplex_counted();
         (host_end, task)
+    }
+
+    /// [`SimHost::serve_duplex`], also counting the octets read from the host's end (see
+    /// [`SimHandle::wait_consumed`]).
+    pub(crate) fn serve_duplex_counted(
+        &self,
+    ) -> (DuplexStream, JoinHandle<Result<(), SimError>>, Consumed) {
+        let (host_end, controller_end) = tokio::io::duplex(DUPLEX_CAPACITY);
+        let consumed = Consumed::default();
+        let serve = serve_stream(
+            Arc::clone(&self.shared),
+            controller_end,
+            Some(consumed.clone()),
+        );
+        (host_end, tokio::spawn(serve), consumed)
     }
 
     /// Serve on a new pseudo-terminal: returns the path a host opens like a serial port
@@ -552,7 +561,7 @@ async fn serve_listener(shared: Arc<Shared>, listener: TcpListener) -> Result<()
                 let handle = SimHandle { shared: Arc::clone(&shared) };
                 handle.power_cycle().await;
                 tracing::debug!("virtual controller: connection from {peer}");
-                current = Some(Box::pin(serve_stream(Arc::clone(&shared), stream)));
+                current = Some(Box::pin(serve_stream(Arc::clone(&shared), stream, None)));
             }
             result = async {
                 match current.as_mut() {
@@ -570,7 +579,15 @@ async fn serve_listener(shared: Arc<Shared>, listener: TcpListener) -> Result<()
     }
 }
 
-async fn serve_stream<S>(shared: Arc<Shared>, stream: S) -> Result<(), SimError>
+/// Octets the serving task has read from one stream, whole packets or not.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Consumed(Arc<AtomicU64>);
+
+async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    consumed: Option<Consumed>,
+) -> Result<(), SimError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -615,7 +632,6 @@ where
                         rx.commit(n);
                         let mut core = shared.lock();
                         let now = shared.now();
-                        core.bytes_from_host += n as u64;
                         while let Some(packet) = rx.take_packet().map_err(|e| SimError::Io {
                             context: "reading from the host".to_owned(),
                             source: io::Error::other(e.to_string()),
@@ -624,6 +640,9 @@ where
                             core.host_packet(&packet, now);
                         }
                         drop(core);
+                        if let Some(consumed) = &consumed {
+                            consumed.0.fetch_add(n as u64, Ordering::SeqCst);
+                        }
                         shared.publish();
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -678,11 +697,7 @@ impl SimHandle {
     /// RFST_LISTEN_SLEEP (NCI 1.0 §5.2) when the tap starts, [`SimError::Busy`] while another
     /// tap runs, [`SimError::InvalidArgument`] for an AID the script does not take,
     /// [`SimError::Timeout`] when the tap outlives [`TapOptions::timeout`].
-    pub async fn tap(
-        &self,
-        script: TapScript,
-        options: TapOptions,
-    ) -> Result<TapReport, SimError> {
+    pub async fn tap(&self, script: TapScript, options: TapOptions) -> Result<TapReport, SimError> {
         if options.aid.is_some() && !script.takes_aid() {
             // Same check and message as when the thread builds the script.
             script.build(options.aid.as_deref())?;
@@ -777,11 +792,12 @@ impl SimHandle {
         self.power_cycle_locked(&gate);
     }
 
-    /// Wait until the serving task has read `bytes` octets from the host's stream in all:
-    /// everything a host wrote before has reached the controller (or its bus).
-    pub(crate) async fn wait_consumed(&self, bytes: u64) {
+    /// Wait until the serving task counting into `consumed` has read `bytes` octets from its
+    /// stream in all: everything the host wrote before has reached the controller (or its
+    /// bus).
+    pub(crate) async fn wait_consumed(&self, consumed: &Consumed, bytes: u64) {
         let mut updates = self.shared.updates.subscribe();
-        while self.shared.lock().bytes_from_host < bytes {
+        while consumed.0.load(Ordering::SeqCst) < bytes {
             if updates.changed().await.is_err() {
                 return;
             }
@@ -950,9 +966,15 @@ mod tests {
         assert_eq!(core.outbound.len(), 4);
         core.arm_dead_for_test();
         core.power_cycle(Instant::from_millis(2));
-        assert!(core.outbound.is_empty(), "the PN7150 says nothing after power-on");
+        assert!(
+            core.outbound.is_empty(),
+            "the PN7150 says nothing after power-on"
+        );
         assert!(!core.nfcc.inner().is_initialized());
-        assert!(!core.nfcc.is_dead(), "a power cycle revives a dead controller");
+        assert!(
+            !core.nfcc.is_dead(),
+            "a power cycle revives a dead controller"
+        );
         assert_eq!(
             core.nfcc.inner().config_param(0xA00E),
             Some(&[0x16, 0x09, 0x00][..])

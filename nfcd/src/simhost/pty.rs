@@ -53,7 +53,9 @@ pub fn open_pty() -> io::Result<Pty> {
     fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     if tokio::runtime::Handle::try_current().is_err() {
         // AsyncFd would panic without a reactor.
-        return Err(io::Error::other("a pty must be opened inside a tokio runtime"));
+        return Err(io::Error::other(
+            "a pty must be opened inside a tokio runtime",
+        ));
     }
     // SAFETY: `pair.master` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes
     // ownership and keeps it open for its whole lifetime, and `OwnedFd::as_raw_fd` always

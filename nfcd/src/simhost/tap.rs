@@ -394,7 +394,10 @@ mod tests {
         for script in TapScript::ALL {
             assert_eq!(script.name().parse::<TapScript>().ok(), Some(script));
         }
-        assert_eq!("unknown_aid".parse::<TapScript>().ok(), Some(TapScript::UnknownAid));
+        assert_eq!(
+            "unknown_aid".parse::<TapScript>().ok(),
+            Some(TapScript::UnknownAid)
+        );
         assert!(matches!(
             "ppse".parse::<TapScript>(),
             Err(SimError::InvalidArgument(_))

@@ -25,11 +25,11 @@ use std::future::Future;
 use std::io;
 
 pub use i2c::I2cTransport;
+pub use sim::SimTransport;
 pub use spec::{
     GpioLine, GpioLineSpec, I2cSpec, SimProfile, TcpSpec, TransportSpec, TransportSpecError,
     UartSpec,
 };
-pub use sim::SimTransport;
 pub use tcp::TcpTransport;
 pub use uart::UartTransport;
 

@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use super::framing::RxBuffer;
 use super::spec::{SimProfile, TransportSpec};
 use super::{check_packet, Packet, Transport, TransportError};
-use crate::simhost::{Profile, SimError, SimHandle, SimHost, SimOptions, DUPLEX_CAPACITY};
+use crate::simhost::{
+    Consumed, Profile, SimError, SimHandle, SimHost, SimOptions, DUPLEX_CAPACITY,
+};
 
 /// Reads of stale output after a power cycle, at most: the pipe holds [`DUPLEX_CAPACITY`]
 /// octets, so this always empties it.
@@ -41,6 +43,8 @@ pub struct SimTransport {
     describe: String,
     /// Octets written to the controller so far, to know when it has read them all.
     written: u64,
+    /// Octets the controller has read so far.
+    consumed: Consumed,
 }
 
 impl std::fmt::Debug for SimTransport {
@@ -61,7 +65,7 @@ impl SimTransport {
     }
 
     /// Connect to `host` (e.g. one made with other [`SimOptions`]), which must not serve any
-    /// other stream. `describe` is what [`Transport::describe`] will return. Must run inside a
+    /// other stream meanwhile. `describe` is what [`Transport::describe`] will return. Must run inside a
     /// tokio runtime.
     pub fn with_host(host: &SimHost, describe: String) -> Result<Self, TransportError> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -69,7 +73,7 @@ impl SimTransport {
                 "{describe}: must be opened inside a tokio runtime"
             )));
         }
-        let (stream, task) = host.serve_duplex();
+        let (stream, task, consumed) = host.serve_duplex_counted();
         Ok(SimTransport {
             stream,
             rx: RxBuffer::new(),
@@ -77,6 +81,7 @@ impl SimTransport {
             task,
             describe,
             written: 0,
+            consumed,
         })
     }
 
@@ -154,12 +159,13 @@ impl Transport for SimTransport {
     async fn reset(&mut self) -> Result<(), TransportError> {
         let handle = self.handle.clone();
         let written = self.written;
+        let consumed = self.consumed.clone();
         // Wait until the controller has read everything sent so far, then take the write
         // gate, reading (and dropping) meanwhile: the controller may be in the middle of
         // writing into a full pipe, and only reading lets it go on.
         let gate = {
             let acquire = async {
-                handle.wait_consumed(written).await;
+                handle.wait_consumed(&consumed, written).await;
                 handle.lock_writes().await
             };
             tokio::pin!(acquire);

@@ -62,8 +62,17 @@ where
     T: Transport + 'static,
     A: CardApplet + Send + 'static,
 {
+    spawn_dh_with(transport, Config::default(), card)
+}
+
+/// [`spawn_dh`] with a controller configuration of the test's choosing.
+pub fn spawn_dh_with<T, A>(transport: T, config: Config, card: A) -> Dh
+where
+    T: Transport + 'static,
+    A: CardApplet + Send + 'static,
+{
     let (tx, events) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(transport, card, tx));
+    let task = tokio::spawn(run(transport, config, card, tx));
     Dh {
         events,
         seen: Vec::new(),
@@ -105,6 +114,7 @@ impl Dh {
 
 async fn run<T, A>(
     mut transport: T,
+    config: Config,
     mut card: A,
     events: mpsc::UnboundedSender<DhEvent>,
 ) -> Result<(), TransportError>
@@ -117,7 +127,7 @@ where
         Instant::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
     };
     let to_tokio = move |t: Instant| epoch + Duration::from_micros(t.total_micros());
-    let mut ctl = Box::new(Controller::new(Config::default()));
+    let mut ctl = Box::new(Controller::new(config));
     ctl.start(now());
     loop {
         // Outputs after every input, in the documented order: transmit, events, timer.
@@ -142,7 +152,9 @@ where
                     Event::FieldOn => DhEvent::FieldOn,
                     Event::FieldOff => DhEvent::FieldOff,
                     Event::RoutingProgrammed { .. } => DhEvent::RoutingProgrammed,
-                    Event::Reinitializing { cause, .. } => DhEvent::Reinitializing(cause.to_string()),
+                    Event::Reinitializing { cause, .. } => {
+                        DhEvent::Reinitializing(cause.to_string())
+                    }
                     Event::Error(e) => DhEvent::Error(e.to_string()),
                 };
                 let _ = events.send(owned);
