@@ -57,7 +57,7 @@ async fn prefix_aid_and_sixteen_byte_aid() {
     assert!(info.aids.is_empty());
     assert_eq!(
         wait_registered(rig.manager(), "org.e2e.long").await.aids,
-        [long_aid.clone()]
+        std::slice::from_ref(&long_aid)
     );
 
     let mastercard = unhex("A0000000041010");
