@@ -75,12 +75,13 @@ fn listen_b_activation() {
     assert_eq!(
         drain(&mut nfcc),
         [vec![
-            0x61, 0x05, 0x15, // RF_INTF_ACTIVATED_NTF, 21 octets
+            0x61, 0x05, 0x14, // RF_INTF_ACTIVATED_NTF, 20 octets
             0x01, 0x02, 0x04, 0x81, // id 1, ISO-DEP interface/protocol, NFC-B listen
             0xFF, 0x01, 0x00, // max payload 255, 1 credit, no tech parameters
             0x81, 0x00, 0x00, // data exchange NFC-B listen, 106 kbit/s
-            0x0A, 0x09, // activation parameters: ATTRIB command of 9 octets
-            0x1D, 0x08, 0x4E, 0x43, 0x49, 0x00, 0x08, 0x01, 0x00,
+            0x09, 0x08, // activation parameters: ATTRIB command of 8 octets (from Byte 2)
+            0x08, 0x4E, 0x43, 0x49, // NFCID0
+            0x00, 0x08, 0x01, 0x00, // Param 1, Param 2 (FSDI 8), Param 3, Param 4 (CID 0)
         ]]
     );
 }

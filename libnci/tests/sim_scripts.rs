@@ -4,8 +4,9 @@
 use libnci::apdu::StatusWord;
 use libnci::sim::cards::{CardApplet, EMV_AFL};
 use libnci::sim::scripts::{
-    self, bcd, read_record, select_aid, sweep_aid, transit_debit, EmvParams, SELECT_PPSE,
-    TRANSIT_AID, TRANSIT_FARE, TRANSIT_READ_BALANCE, UNKNOWN_AID,
+    self, bcd, read_record, select_aid, sweep_aid, transit_debit, transit_receipt_message,
+    EmvParams, TransitBalanceRepr, TransitDebitRepr, SELECT_PPSE, TRANSIT_AID,
+    TRANSIT_READ_BALANCE, UNKNOWN_AID,
 };
 use libnci::sim::{
     pn7150_setup, BusSpeed, Direction, EmvCard, Expect, Harness, Nfcc, Reader, ReaderConfig,
@@ -109,7 +110,7 @@ fn emv_in_listen_b() {
         .dh
         .received_packets()
         .iter()
-        .any(|p| p.starts_with(&[0x61, 0x05, 0x15, 0x01, 0x02, 0x04, 0x81])));
+        .any(|p| p.starts_with(&[0x61, 0x05, 0x14, 0x01, 0x02, 0x04, 0x81])));
 }
 
 #[test]
@@ -140,9 +141,10 @@ fn emv_purchase_fits_the_budget_over_a_400_khz_bus() {
 
 #[test]
 fn transit_gate() {
+    let debit = TransitDebitRepr::default();
     let (report, h) = tap(
         TransitCard::new(1_000),
-        scripts::transit(),
+        scripts::transit(&debit),
         ReaderConfig::default(),
     );
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
@@ -152,12 +154,19 @@ fn transit_gate() {
         [
             &select_aid(&TRANSIT_AID)[..],
             &TRANSIT_READ_BALANCE[..],
-            &transit_debit(TRANSIT_FARE)[..],
+            &transit_debit(&debit)[..],
         ]
     );
-    // READ BALANCE → 00 00 03 E8 90 00; DEBIT → 00 00 02 EE 90 00.
-    assert_eq!(report.apdus[1].rsp, [0x00, 0x00, 0x03, 0xE8, 0x90, 0x00]);
-    assert_eq!(report.apdus[2].rsp, [0x00, 0x00, 0x02, 0xEE, 0x90, 0x00]);
+    // READ BALANCE → balance 00 00 03 E8, counter 00 00 00 00, 90 00.
+    assert_eq!(
+        report.apdus[1].rsp,
+        [0x00, 0x00, 0x03, 0xE8, 0x00, 0x00, 0x00, 0x00, 0x90, 0x00]
+    );
+    // DEBIT → balance 00 00 02 EE, counter 00 00 00 01, unsigned (64 zero octets), 90 00.
+    let mut receipt = vec![0x00, 0x00, 0x02, 0xEE, 0x00, 0x00, 0x00, 0x01];
+    receipt.extend_from_slice(&[0; 64]);
+    receipt.extend_from_slice(&[0x90, 0x00]);
+    assert_eq!(report.apdus[2].rsp, receipt);
     assert_eq!(
         report.value("balance_before"),
         Some(&1_000u32.to_be_bytes()[..])
@@ -166,14 +175,24 @@ fn transit_gate() {
         report.value("balance_after"),
         Some(&750u32.to_be_bytes()[..])
     );
-    assert_eq!(h.dh.card().balance(), 750);
+    assert_eq!(report.value("counter_after"), Some(&1u32.to_be_bytes()[..]));
+    let after = TransitBalanceRepr {
+        balance: 750,
+        counter: 1,
+    };
+    assert_eq!(
+        report.value("receipt_message"),
+        Some(&transit_receipt_message(&debit, &after)[..])
+    );
+    assert_eq!(report.value("receipt_signature"), Some(&[0; 64][..]));
+    assert_eq!((h.dh.card().balance(), h.dh.card().counter()), (750, 1));
 }
 
 #[test]
 fn transit_gate_refuses_a_short_balance() {
     let (report, _) = tap(
         TransitCard::new(100),
-        scripts::transit(),
+        scripts::transit(&TransitDebitRepr::default()),
         ReaderConfig::default(),
     );
     assert_eq!(

@@ -13,19 +13,25 @@
 //!   scripts: the AIP says so and the card always asks to go online (ARQC) unless the
 //!   terminal asks for a decline (AAC).
 //!
+//! The terminal's side of this flow, and what it takes from each answer, is documented once
+//! in `libnci::sim::scripts` ("The EMV contactless flow"); its `emv` script completes a
+//! purchase against this card (`tests/reader_scripts.rs`).
+//!
 //! The default AID is `A0000000041010` (Mastercard credit/debit) so that ordinary reader
 //! scripts and test terminals select it; a real terminal would send the ARQC online and the
 //! issuer would decline it.
 
 use ring::{digest, hmac};
 
-use crate::apdu::{self, sw, CommandApdu};
 use crate::registration::ApduHandler;
-use crate::tlv::{self, Dol};
+use libnci::apdu::{CommandApdu, StatusWord};
+use libnci::sim::cards::{response, status};
+use libnci::sim::scripts::PPSE;
+use libnci::sim::tlv::{self, Dol};
 
 /// The Proximity Payment System Environment name, selected first by contactless terminals
-/// (EMV Book B §3.3, EMV Book 1 §12.3.2).
-pub const PPSE_NAME: &[u8] = b"2PAY.SYS.DDF01";
+/// (EMV Book B §3.3, EMV Book 1 §12.3.2); the reader scripts' [`PPSE`].
+pub const PPSE_NAME: &[u8] = PPSE;
 
 /// Default application identifier: `A0000000041010` (RID `A000000004`, PIX `1010`).
 pub const DEFAULT_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x04, 0x10, 0x10];
@@ -47,19 +53,23 @@ const EFFECTIVE: [u8; 3] = [0x24, 0x01, 0x01];
 
 /// Processing options DOL (`9F38`): amount authorised, transaction currency, unpredictable
 /// number. The terminal sends their values in GET PROCESSING OPTIONS.
-pub const PDOL: Dol = Dol::new(&[(0x9F02, 6), (0x5F2A, 2), (0x9F37, 4)]);
+pub const PDOL: Dol<'static> = Dol::new_unchecked(&[
+    0x9F, 0x02, 0x06, // amount authorised, n12
+    0x5F, 0x2A, 0x02, // transaction currency code, n3
+    0x9F, 0x37, 0x04, // unpredictable number
+]);
 
 /// Card risk management DOL 1 (`8C`), the data of the first GENERATE AC: amount authorised,
 /// amount other, terminal country, TVR, transaction currency, date, type, unpredictable number.
-pub const CDOL1: Dol = Dol::new(&[
-    (0x9F02, 6),
-    (0x9F03, 6),
-    (0x9F1A, 2),
-    (0x95, 5),
-    (0x5F2A, 2),
-    (0x9A, 3),
-    (0x9C, 1),
-    (0x9F37, 4),
+pub const CDOL1: Dol<'static> = Dol::new_unchecked(&[
+    0x9F, 0x02, 0x06, // amount authorised
+    0x9F, 0x03, 0x06, // amount other
+    0x9F, 0x1A, 0x02, // terminal country code
+    0x95, 0x05, // terminal verification results
+    0x5F, 0x2A, 0x02, // transaction currency code
+    0x9A, 0x03, // transaction date
+    0x9C, 0x01, // transaction type
+    0x9F, 0x37, 0x04, // unpredictable number
 ]);
 
 /// Application interchange profile (`82`, EMV Book 3 Annex C1): byte 1 = cardholder
@@ -70,6 +80,9 @@ pub const AIP: [u8; 2] = [0x18, 0x00];
 /// Application file locator (`94`, EMV Book 3 §10.2): SFI 1, records 1 to 2, none of them
 /// used for offline data authentication.
 pub const AFL: [u8; 4] = [0x01 << 3, 0x01, 0x02, 0x00];
+
+/// `6A83`: record not found (ISO/IEC 7816-4 §5.6, table 6).
+const RECORD_NOT_FOUND: StatusWord = StatusWord(0x6A83);
 
 /// The short file identifier the records live in.
 const SFI: u8 = 1;
@@ -240,8 +253,8 @@ impl PaymentCard {
             (0x80, 0xA8) => self.handle_get_processing_options(command),
             (0x80, 0xAE) => self.handle_generate_ac(command),
             (0x80, 0xCA) => self.handle_get_data(command),
-            (0x00 | 0x80, _) => apdu::status(sw::INS_NOT_SUPPORTED),
-            _ => apdu::status(sw::CLA_NOT_SUPPORTED),
+            (0x00 | 0x80, _) => status(StatusWord::INS_NOT_SUPPORTED),
+            _ => status(StatusWord::CLA_NOT_SUPPORTED),
         }
     }
 
@@ -250,20 +263,20 @@ impl PaymentCard {
     /// if it is a prefix of the AID (Book 1 §12.3.3).
     fn handle_select(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if command.p1 != 0x04 || !matches!(command.p2, 0x00 | 0x02) {
-            return apdu::status(sw::INCORRECT_P1_P2);
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         let name = command.data;
         let is_ppse = name == PPSE_NAME;
         let is_aid = name.len() >= 5 && self.aid.starts_with(name);
         if command.p2 == 0x02 || !(is_ppse || is_aid) {
-            return apdu::status(sw::FILE_NOT_FOUND);
+            return status(StatusWord::FILE_NOT_FOUND);
         }
         if is_ppse {
             self.session = Session::Ppse;
-            apdu::response(&self.ppse_fci(), sw::NO_ERROR)
+            response(&self.ppse_fci(), StatusWord::NO_ERROR)
         } else {
             self.session = Session::Selected;
-            apdu::response(&self.application_fci(), sw::NO_ERROR)
+            response(&self.application_fci(), StatusWord::NO_ERROR)
         }
     }
 
@@ -299,7 +312,7 @@ impl PaymentCard {
                     &[
                         tlv::encode(0x50, LABEL.as_bytes()),
                         tlv::encode(0x87, &[0x01]),
-                        tlv::encode(0x9F38, &PDOL.encode()),
+                        tlv::encode(0x9F38, PDOL.as_bytes()),
                         tlv::encode(0x5F2D, b"en"),
                     ],
                 ),
@@ -310,47 +323,52 @@ impl PaymentCard {
     /// GET PROCESSING OPTIONS (EMV Book 3 §6.5.8): P1P2 `0000`, data `83 L <PDOL data>`.
     /// Counts the transaction (ATC + 1) and answers format 2: `77 { 82 AIP, 94 AFL }`.
     fn handle_get_processing_options(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
-        if command.p1p2() != 0x0000 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+        if (command.p1, command.p2) != (0x00, 0x00) {
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         if self.session != Session::Selected {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let pdol_data = match tlv::parse_one(command.data) {
-            Ok((tlv::Tlv { tag: 0x83, value }, [])) => value,
-            Ok(_) | Err(_) => return apdu::status(sw::WRONG_DATA),
+            Ok((
+                tlv::Tlv {
+                    tag: 0x83, value, ..
+                },
+                [],
+            )) => value,
+            Ok(_) | Err(_) => return status(StatusWord::INCORRECT_DATA),
         };
         if pdol_data.len() != PDOL.data_len() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
         // An exhausted ATC blocks the application (EMV Book 3 §6.5.8.4 lets the card refuse
         // GPO); wrapping around would repeat cryptogram inputs.
         let Some(atc) = self.atc.checked_add(1) else {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         };
         self.atc = atc;
         self.session = Session::Processing;
         let template = tlv::constructed(0x77, &[tlv::encode(0x82, &AIP), tlv::encode(0x94, &AFL)]);
-        apdu::response(&template, sw::NO_ERROR)
+        response(&template, StatusWord::NO_ERROR)
     }
 
     /// READ RECORD (EMV Book 3 §6.5.11): P1 record number, P2 `SFI << 3 | 100b`.
     fn handle_read_record(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if command.p2 & 0x07 != 0x04 || command.p1 == 0 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         if !command.data.is_empty() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
         if !matches!(self.session, Session::Processing | Session::Completed) {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         if command.p2 >> 3 != SFI {
-            return apdu::status(sw::FILE_NOT_FOUND);
+            return status(StatusWord::FILE_NOT_FOUND);
         }
         match record(command.p1) {
-            Some(record) => apdu::response(&record, sw::NO_ERROR),
-            None => apdu::status(sw::RECORD_NOT_FOUND),
+            Some(record) => response(&record, StatusWord::NO_ERROR),
+            None => status(RECORD_NOT_FOUND),
         }
     }
 
@@ -361,22 +379,22 @@ impl PaymentCard {
         // P1 b6-b1 must be zero: no CDA signature (b5), nothing RFU.
         let requested = match CryptogramType::from_p1(command.p1) {
             Some(kind) if command.p1 & 0x3F == 0 && command.p2 == 0x00 => kind,
-            _ => return apdu::status(sw::INCORRECT_P1_P2),
+            _ => return status(StatusWord::INCORRECT_P1_P2),
         };
         if self.session != Session::Processing {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         if command.data.len() != CDOL1.data_len() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
         let field = |tag| CDOL1.field(command.data, tag);
         let (Some(amount), Some(un)) = (field(0x9F02), field(0x9F37)) else {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         };
         let (Ok(amount_authorised), Ok(unpredictable_number)) =
             (<[u8; 6]>::try_from(amount), <[u8; 4]>::try_from(un))
         else {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         };
         let cryptogram_type = match requested {
             CryptogramType::Aac => CryptogramType::Aac,
@@ -405,20 +423,23 @@ impl PaymentCard {
                 tlv::encode(0x9F10, &ISSUER_APPLICATION_DATA),
             ],
         );
-        apdu::response(&template, sw::NO_ERROR)
+        response(&template, StatusWord::NO_ERROR)
     }
 
     /// GET DATA (EMV Book 3 §6.5.7): only the ATC (`9F36`) is available.
     fn handle_get_data(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if !command.data.is_empty() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
         if matches!(self.session, Session::Idle | Session::Ppse) {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
-        match command.p1p2() {
-            0x9F36 => apdu::response(&tlv::encode(0x9F36, &self.atc.to_be_bytes()), sw::NO_ERROR),
-            _ => apdu::status(sw::REFERENCED_DATA_NOT_FOUND),
+        match (command.p1, command.p2) {
+            (0x9F, 0x36) => response(
+                &tlv::encode(0x9F36, &self.atc.to_be_bytes()),
+                StatusWord::NO_ERROR,
+            ),
+            _ => status(StatusWord::REFERENCED_DATA_NOT_FOUND),
         }
     }
 }
@@ -446,7 +467,7 @@ fn record(number: u8) -> Option<Vec<u8>> {
                 tlv::encode(0x5F25, &EFFECTIVE),
                 tlv::encode(0x5F28, &[0x08, 0x40]),
                 tlv::encode(0x5F34, &[0x01]),
-                tlv::encode(0x8C, &CDOL1.encode()),
+                tlv::encode(0x8C, CDOL1.as_bytes()),
                 // CVM list (Book 3 §10.5): amounts X = Y = 0; signature if the terminal
                 // supports it, else continue (5E 03); then no CVM required (1F 00).
                 tlv::encode(0x8E, &[0, 0, 0, 0, 0, 0, 0, 0, 0x5E, 0x03, 0x1F, 0x00]),
@@ -462,7 +483,7 @@ impl ApduHandler for PaymentCard {
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
         match CommandApdu::parse(apdu) {
             Ok(command) => self.handle(&command),
-            Err(_) => apdu::status(sw::WRONG_LENGTH),
+            Err(_) => status(StatusWord::WRONG_LENGTH),
         }
     }
 
@@ -475,7 +496,6 @@ impl ApduHandler for PaymentCard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apdu::status_of;
 
     const KEY: [u8; 32] = [0x42; 32];
 
@@ -523,20 +543,29 @@ mod tests {
     /// Runs a whole tap and returns the GENERATE AC response data.
     fn tap(card: &mut PaymentCard, un: [u8; 4], amount: [u8; 6]) -> Vec<u8> {
         assert_eq!(
-            status_of(&card.process_apdu(&select(PPSE_NAME))),
-            Some(0x9000)
+            StatusWord::from_response(&card.process_apdu(&select(PPSE_NAME))),
+            Some(StatusWord::NO_ERROR)
         );
         assert_eq!(
-            status_of(&card.process_apdu(&select(&DEFAULT_AID))),
-            Some(0x9000)
+            StatusWord::from_response(&card.process_apdu(&select(&DEFAULT_AID))),
+            Some(StatusWord::NO_ERROR)
         );
-        assert_eq!(status_of(&card.process_apdu(&gpo(un))), Some(0x9000));
+        assert_eq!(
+            StatusWord::from_response(&card.process_apdu(&gpo(un))),
+            Some(StatusWord::NO_ERROR)
+        );
         for record in [1u8, 2] {
             let read = [0x00, 0xB2, record, 0x0C, 0x00];
-            assert_eq!(status_of(&card.process_apdu(&read)), Some(0x9000));
+            assert_eq!(
+                StatusWord::from_response(&card.process_apdu(&read)),
+                Some(StatusWord::NO_ERROR)
+            );
         }
         let response = card.process_apdu(&generate_ac(0x80, amount, un));
-        assert_eq!(status_of(&response), Some(0x9000));
+        assert_eq!(
+            StatusWord::from_response(&response),
+            Some(StatusWord::NO_ERROR)
+        );
         card.deactivated("link-loss");
         data(&response).to_vec()
     }
@@ -547,7 +576,7 @@ mod tests {
 
         // SELECT 2PAY.SYS.DDF01 -> FCI listing the application
         let r = card.process_apdu(&select(PPSE_NAME));
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         assert_eq!(tlv::find_path(data(&r), &[0x6F, 0x84]), Some(PPSE_NAME));
         let entry = tlv::find_path(data(&r), &[0x6F, 0xA5, 0xBF0C, 0x61]).unwrap();
         assert_eq!(tlv::find(entry, 0x4F), Some(&DEFAULT_AID[..]));
@@ -555,7 +584,7 @@ mod tests {
 
         // SELECT A0000000041010 -> FCI with the PDOL
         let r = card.process_apdu(&select(&DEFAULT_AID));
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         assert_eq!(
             tlv::find_path(data(&r), &[0x6F, 0x84]),
             Some(&DEFAULT_AID[..])
@@ -575,7 +604,7 @@ mod tests {
 
         // READ RECORD 1, SFI 1 -> track 2 equivalent data and name
         let r = card.process_apdu(&[0x00, 0xB2, 0x01, 0x0C, 0x00]);
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         let track2 = tlv::find_path(data(&r), &[0x70, 0x57]).unwrap();
         assert_eq!(
             track2,
@@ -598,7 +627,7 @@ mod tests {
         assert_eq!(tlv::find_path(data(&r), &[0x70, 0x5F24]), Some(&EXPIRY[..]));
         assert_eq!(
             tlv::find_path(data(&r), &[0x70, 0x8C]).map(<[u8]>::len),
-            Some(CDOL1.encode().len())
+            Some(CDOL1.as_bytes().len())
         );
 
         // READ RECORD 3 -> 6A83 record not found
@@ -610,7 +639,7 @@ mod tests {
         // GENERATE AC (ARQC) -> 77 { 9F27 80, 9F36 0001, 9F26 AC, 9F10 IAD }
         let un = [0xCA, 0xFE, 0xBA, 0xBE];
         let r = card.process_apdu(&generate_ac(0x80, AMOUNT, un));
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         let template = tlv::find(data(&r), 0x77).unwrap();
         assert_eq!(tlv::find(template, 0x9F27), Some(&[0x80][..]));
         assert_eq!(tlv::find(template, 0x9F36), Some(&[0x00, 0x01][..]));
@@ -728,7 +757,7 @@ mod tests {
         );
         // Partial selection by the RID finds the application.
         let r = card.process_apdu(&select(&DEFAULT_AID[..5]));
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         // GPO with P1P2 != 0000 -> 6A86; with short PDOL data -> 6700; without 83 -> 6A80
         let mut bad = gpo([0; 4]);
         bad[2] = 0x01;
@@ -784,6 +813,18 @@ mod tests {
         card.process_apdu(&select(&DEFAULT_AID));
         assert_eq!(card.process_apdu(&gpo([0; 4])), [0x69, 0x85]);
         assert_eq!(card.atc(), u16::MAX);
+    }
+
+    #[test]
+    fn data_object_lists_are_well_formed() {
+        assert_eq!(
+            Dol::new_checked(PDOL.as_bytes()).map(|d| d.data_len()),
+            Ok(12)
+        );
+        assert_eq!(
+            Dol::new_checked(CDOL1.as_bytes()).map(|d| d.data_len()),
+            Ok(29)
+        );
     }
 
     #[test]

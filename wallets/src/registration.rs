@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use zbus::message::Header;
 use zbus::{fdo, interface, Connection, DBusError, ObjectPath, OwnedObjectPath, Variant};
 
-use crate::apdu::{self, sw, CommandApdu};
+use libnci::apdu::{StatusWord, EXTENDED_MAX_NC};
+use libnci::sim::cards::status;
 
 /// Well-known bus name of the daemon.
 pub const BUS_NAME: &str = "org.nfcd";
@@ -665,6 +666,10 @@ impl Drop for RegistrationHandle {
     }
 }
 
+/// Largest C-APDU in bytes: extended case 4, header (4) + `00` and Lc (3) + 65 535 data bytes +
+/// Le (2), ISO/IEC 7816-4 §5.1.
+const MAX_COMMAND_APDU_LEN: usize = 4 + 3 + EXTENDED_MAX_NC + 2;
+
 /// The wallet end of an `OpenApduChannel` socket.
 ///
 /// One C-APDU per `SOCK_SEQPACKET` message in, one R-APDU per message out. A message longer
@@ -691,7 +696,7 @@ impl ApduChannel {
     }
 
     async fn serve(&self, handler: SharedHandler) -> io::Result<()> {
-        let mut buf = vec![0u8; CommandApdu::MAX_LEN];
+        let mut buf = vec![0u8; MAX_COMMAND_APDU_LEN];
         loop {
             let len = self.recv(&mut buf).await?;
             if len == 0 {
@@ -700,8 +705,8 @@ impl ApduChannel {
             // MSG_TRUNC makes recv report the real length of a message longer than the buffer.
             let response = match buf.get(..len) {
                 Some(command) => with_handler(&handler, |handler| handler.process_apdu(command))
-                    .unwrap_or_else(|| apdu::status(sw::NO_PRECISE_DIAGNOSIS)),
-                None => apdu::status(sw::WRONG_LENGTH),
+                    .unwrap_or_else(|| status(StatusWord::NO_PRECISE_DIAGNOSIS)),
+                None => status(StatusWord::WRONG_LENGTH),
             };
             self.send(&response).await?;
         }
@@ -741,6 +746,8 @@ impl ApduChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libnci::apdu::CommandApdu;
+    use libnci::sim::cards::response;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag};
 
     /// Answers `data || 9000` and records deactivations.
@@ -751,8 +758,8 @@ mod tests {
     impl ApduHandler for Echo {
         fn process_apdu(&mut self, command: &[u8]) -> Vec<u8> {
             match CommandApdu::parse(command) {
-                Ok(apdu) => apdu::response(apdu.data, sw::NO_ERROR),
-                Err(_) => apdu::status(sw::WRONG_LENGTH),
+                Ok(apdu) => response(apdu.data, StatusWord::NO_ERROR),
+                Err(_) => status(StatusWord::WRONG_LENGTH),
             }
         }
 
@@ -857,7 +864,7 @@ mod tests {
                 [0xF0, 0x01, 0x02, 0x03, 0x04, 0x90, 0x00]
             );
             // A message longer than any C-APDU -> 6700 (wrong length)
-            let oversized = vec![0x00; CommandApdu::MAX_LEN + 1];
+            let oversized = vec![0x00; MAX_COMMAND_APDU_LEN + 1];
             assert_eq!(exchange(&daemon, &oversized), [0x67, 0x00]);
             // Three bytes are no APDU at all; the handler says so.
             assert_eq!(exchange(&daemon, &[0x00, 0xA4, 0x04]), [0x67, 0x00]);

@@ -1,23 +1,15 @@
 //! A test stored-value transit application: a balance in cents, debited by gates, each debit
 //! answered with a receipt signed with ECDSA P-256.
 //!
-//! Command set (proprietary class `80`, ISO/IEC 7816-4 §5.4.1; status words from §5.1.3):
-//!
-//! | command | C-APDU | response data |
-//! |---|---|---|
-//! | SELECT | `00 A4 04 00 Lc <AID> 00` | FCI `6F { 84 AID, A5 { 50 label } }` |
-//! | READ BALANCE | `80 5C 00 00 08` | balance (4) ‖ counter (4) |
-//! | DEBIT | `80 54 00 00 10 <fare 4> <gate id 8> <timestamp 4> 00` | new balance (4) ‖ counter (4) ‖ signature (64) |
-//! | GET PUBLIC KEY | `80 CA DF 20 00` | uncompressed P-256 point (65) |
-//!
-//! All numbers are unsigned big-endian: balance and fare in cents, counter = number of debits
-//! so far, timestamp = Unix seconds as the gate knows it. The receipt signature is
-//! ECDSA P-256 / SHA-256 in fixed `r ‖ s` form over [`receipt_message`]: gate id ‖ fare ‖ new
-//! balance ‖ counter ‖ timestamp (24 bytes).
-//!
-//! Status words: `6985` insufficient funds (or counter exhausted) — nothing is debited; `6700`
-//! wrong Lc; `6A86` P1-P2 not `0000`; `6A88` unknown GET DATA tag; `6581` the new state could
-//! not be saved, nothing is debited; `6D00`/`6E00` unknown INS/CLA.
+//! The command set, the byte layout of every command and response, the signed receipt message
+//! and the status words are defined once, in `libnci::sim::scripts` (section "The transit
+//! application's commands"), which the virtual reader's transit gate uses too: SELECT
+//! [`TRANSIT_AID`], READ BALANCE → [`TransitBalanceRepr`], DEBIT [`TransitDebitRepr`] →
+//! [`TransitReceiptRepr`], GET PUBLIC KEY → `04 ‖ X ‖ Y`. This card adds what the definition
+//! leaves to the card: the receipt signature is ECDSA P-256 / SHA-256 (`ring`) over
+//! [`transit_receipt_message`] with the key given at start, and the state can be kept in a file
+//! ([`TransitState`]); a debit whose state cannot be saved is refused with
+//! [`TRANSIT_SW_NOT_STORED`].
 //!
 //! The application keeps no session state: every command stands alone, so it does not care
 //! whether it was selected in this tap (the daemon only routes to it after a SELECT anyway).
@@ -31,28 +23,22 @@ use std::path::{Path, PathBuf};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-use crate::apdu::{self, sw, CommandApdu};
 use crate::registration::ApduHandler;
-use crate::tlv;
+use libnci::apdu::{CommandApdu, StatusWord};
+use libnci::sim::cards::{response, status};
+use libnci::sim::scripts::{
+    transit_receipt_message, TransitBalanceRepr, TransitDebitRepr, TransitReceiptRepr, TRANSIT_AID,
+    TRANSIT_CLA, TRANSIT_INS_DEBIT, TRANSIT_INS_GET_DATA, TRANSIT_INS_READ_BALANCE,
+    TRANSIT_SW_INSUFFICIENT_FUNDS, TRANSIT_SW_NOT_STORED, TRANSIT_TAG_PUBLIC_KEY,
+};
+use libnci::sim::tlv;
 
-/// Default AID: `F0` (ISO/IEC 7816-5 category F, proprietary and unregistered) followed by
-/// `NFCDTRANSIT` in ASCII, 12 bytes.
-pub const DEFAULT_AID: [u8; 12] = *b"\xF0NFCDTRANSIT";
+/// The AID the card answers to unless told otherwise: the transit application's
+/// [`TRANSIT_AID`], `F04E4643445452414E534954`.
+pub const DEFAULT_AID: [u8; 12] = TRANSIT_AID;
 
 /// Application label in the FCI.
 pub const LABEL: &str = "NFCD TEST TRANSIT";
-
-/// INS of READ BALANCE.
-pub const INS_READ_BALANCE: u8 = 0x5C;
-/// INS of DEBIT.
-pub const INS_DEBIT: u8 = 0x54;
-/// INS of GET DATA (ISO/IEC 7816-4 §11.4.3), used for the public key.
-pub const INS_GET_DATA: u8 = 0xCA;
-/// GET DATA tag (P1-P2) of the receipt-signing public key.
-pub const TAG_PUBLIC_KEY: u16 = 0xDF20;
-
-/// Length of the DEBIT command data: fare (4) ‖ gate id (8) ‖ timestamp (4).
-pub const DEBIT_DATA_LEN: usize = 16;
 
 /// Balance and debit counter: everything that must survive a restart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +68,15 @@ impl fmt::Display for StateError {
 }
 
 impl std::error::Error for StateError {}
+
+impl From<TransitState> for TransitBalanceRepr {
+    fn from(state: TransitState) -> Self {
+        TransitBalanceRepr {
+            balance: state.balance,
+            counter: state.counter,
+        }
+    }
+}
 
 impl TransitState {
     /// Parses the state file format: lines `balance=<cents>` and `counter=<n>`.
@@ -132,24 +127,6 @@ impl TransitState {
         fs::write(&temporary, self.render())?;
         fs::rename(&temporary, path)
     }
-}
-
-/// The bytes a receipt signature covers: gate id (8) ‖ fare (4) ‖ new balance (4) ‖ counter
-/// (4) ‖ timestamp (4), numbers big-endian.
-pub fn receipt_message(
-    gate_id: &[u8; 8],
-    fare: u32,
-    new_balance: u32,
-    counter: u32,
-    timestamp: u32,
-) -> [u8; 24] {
-    let mut message = [0u8; 24];
-    message[..8].copy_from_slice(gate_id);
-    message[8..12].copy_from_slice(&fare.to_be_bytes());
-    message[12..16].copy_from_slice(&new_balance.to_be_bytes());
-    message[16..20].copy_from_slice(&counter.to_be_bytes());
-    message[20..].copy_from_slice(&timestamp.to_be_bytes());
-    message
 }
 
 /// Generates a new P-256 key pair, returned as PKCS#8 v1 DER (to keep or throw away).
@@ -217,21 +194,21 @@ impl TransitCard {
     fn handle(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         match (command.cla, command.ins) {
             (0x00, 0xA4) => self.handle_select(command),
-            (0x80, INS_READ_BALANCE) => self.handle_read_balance(command),
-            (0x80, INS_DEBIT) => self.handle_debit(command),
-            (0x80, INS_GET_DATA) => self.handle_get_data(command),
-            (0x00 | 0x80, _) => apdu::status(sw::INS_NOT_SUPPORTED),
-            _ => apdu::status(sw::CLA_NOT_SUPPORTED),
+            (TRANSIT_CLA, TRANSIT_INS_READ_BALANCE) => self.handle_read_balance(command),
+            (TRANSIT_CLA, TRANSIT_INS_DEBIT) => self.handle_debit(command),
+            (TRANSIT_CLA, TRANSIT_INS_GET_DATA) => self.handle_get_data(command),
+            (0x00 | TRANSIT_CLA, _) => status(StatusWord::INS_NOT_SUPPORTED),
+            _ => status(StatusWord::CLA_NOT_SUPPORTED),
         }
     }
 
     /// SELECT by DF name (ISO/IEC 7816-4 §11.1.1), first or only occurrence, full AID.
     fn handle_select(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if command.p1 != 0x04 || command.p2 != 0x00 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         if command.data != self.aid.as_slice() {
-            return apdu::status(sw::FILE_NOT_FOUND);
+            return status(StatusWord::FILE_NOT_FOUND);
         }
         let fci = tlv::constructed(
             0x6F,
@@ -240,76 +217,71 @@ impl TransitCard {
                 tlv::constructed(0xA5, &[tlv::encode(0x50, LABEL.as_bytes())]),
             ],
         );
-        apdu::response(&fci, sw::NO_ERROR)
+        response(&fci, StatusWord::NO_ERROR)
     }
 
     fn handle_read_balance(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
-        if command.p1p2() != 0x0000 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+        if (command.p1, command.p2) != (0x00, 0x00) {
+            return status(StatusWord::INCORRECT_P1_P2);
         }
         if !command.data.is_empty() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
-        let mut data = [0u8; 8];
-        data[..4].copy_from_slice(&self.state.balance.to_be_bytes());
-        data[4..].copy_from_slice(&self.state.counter.to_be_bytes());
-        apdu::response(&data, sw::NO_ERROR)
+        response(
+            &TransitBalanceRepr::from(self.state).emit(),
+            StatusWord::NO_ERROR,
+        )
     }
 
     /// Checks the balance, saves the new state (if a state file is set), then signs the
     /// receipt. The order matters: a receipt is only ever given for a debit that was kept.
     fn handle_debit(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
-        if command.p1p2() != 0x0000 {
-            return apdu::status(sw::INCORRECT_P1_P2);
+        if (command.p1, command.p2) != (0x00, 0x00) {
+            return status(StatusWord::INCORRECT_P1_P2);
         }
-        let Ok(data) = <&[u8; DEBIT_DATA_LEN]>::try_from(command.data) else {
-            return apdu::status(sw::WRONG_LENGTH);
+        let Some(debit) = TransitDebitRepr::parse(command.data) else {
+            return status(StatusWord::WRONG_LENGTH);
         };
-        let (fare, rest) = data.split_at(4);
-        let (gate_id, timestamp) = rest.split_at(8);
-        let fare = u32::from_be_bytes([fare[0], fare[1], fare[2], fare[3]]);
-        let timestamp =
-            u32::from_be_bytes([timestamp[0], timestamp[1], timestamp[2], timestamp[3]]);
-        let mut gate = [0u8; 8];
-        gate.copy_from_slice(gate_id);
-
-        let (Some(balance), Some(counter)) = (
-            self.state.balance.checked_sub(fare),
-            self.state.counter.checked_add(1),
-        ) else {
-            return apdu::status(sw::CONDITIONS_NOT_SATISFIED);
+        let Some(after) = TransitBalanceRepr::from(self.state).debited(debit.fare) else {
+            return status(TRANSIT_SW_INSUFFICIENT_FUNDS);
         };
-        let new_state = TransitState { balance, counter };
+        let new_state = TransitState {
+            balance: after.balance,
+            counter: after.counter,
+        };
         if let Some(path) = &self.state_file {
             if let Err(e) = new_state.save(path) {
                 tracing::error!("cannot save transit state to {}: {e}", path.display());
-                return apdu::status(sw::MEMORY_FAILURE);
+                return status(TRANSIT_SW_NOT_STORED);
             }
         }
         self.state = new_state;
 
-        let message = receipt_message(&gate, fare, balance, counter, timestamp);
-        let Ok(signature) = self.key_pair.sign(&self.rng, &message) else {
+        let message = transit_receipt_message(&debit, &after);
+        let signature = self
+            .key_pair
+            .sign(&self.rng, &message)
+            .ok()
+            .and_then(|signature| signature.as_ref().try_into().ok());
+        let Some(signature) = signature else {
             // The debit is kept (it was saved); the gate sees no receipt and can re-read the
             // balance. ring only fails here if the system RNG fails.
-            return apdu::status(sw::NO_PRECISE_DIAGNOSIS);
+            return status(StatusWord::NO_PRECISE_DIAGNOSIS);
         };
-        let mut response = Vec::with_capacity(8 + 64 + 2);
-        response.extend_from_slice(&balance.to_be_bytes());
-        response.extend_from_slice(&counter.to_be_bytes());
-        response.extend_from_slice(signature.as_ref());
-        response.extend_from_slice(&sw::NO_ERROR.to_be_bytes());
-        response
+        response(
+            &TransitReceiptRepr { after, signature }.emit(),
+            StatusWord::NO_ERROR,
+        )
     }
 
     fn handle_get_data(&mut self, command: &CommandApdu<'_>) -> Vec<u8> {
         if !command.data.is_empty() {
-            return apdu::status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
-        if command.p1p2() != TAG_PUBLIC_KEY {
-            return apdu::status(sw::REFERENCED_DATA_NOT_FOUND);
+        if u16::from_be_bytes([command.p1, command.p2]) != TRANSIT_TAG_PUBLIC_KEY {
+            return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
         }
-        apdu::response(self.public_key(), sw::NO_ERROR)
+        response(self.public_key(), StatusWord::NO_ERROR)
     }
 }
 
@@ -317,7 +289,7 @@ impl ApduHandler for TransitCard {
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
         match CommandApdu::parse(apdu) {
             Ok(command) => self.handle(&command),
-            Err(_) => apdu::status(sw::WRONG_LENGTH),
+            Err(_) => status(StatusWord::WRONG_LENGTH),
         }
     }
 }
@@ -325,7 +297,6 @@ impl ApduHandler for TransitCard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apdu::status_of;
     use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
     fn card(balance: u32) -> TransitCard {
@@ -344,7 +315,8 @@ mod tests {
     const GATE: [u8; 8] = *b"GATE0042";
 
     fn debit(fare: u32, timestamp: u32) -> Vec<u8> {
-        let mut apdu = vec![0x80, INS_DEBIT, 0x00, 0x00, 0x10];
+        // DEBIT: 80 54 00 00, Lc 16, fare ‖ gate id ‖ timestamp, Le 72.
+        let mut apdu = vec![0x80, 0x54, 0x00, 0x00, 0x10];
         apdu.extend_from_slice(&fare.to_be_bytes());
         apdu.extend_from_slice(&GATE);
         apdu.extend_from_slice(&timestamp.to_be_bytes());
@@ -360,7 +332,7 @@ mod tests {
         select.extend_from_slice(&DEFAULT_AID);
         select.push(0x00);
         let r = card.process_apdu(&select);
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         assert_eq!(
             tlv::find_path(&r[..r.len() - 2], &[0x6F, 0x84]),
             Some(&DEFAULT_AID[..])
@@ -380,21 +352,30 @@ mod tests {
         let mut card = card(2_000);
         // GET PUBLIC KEY -> 65-byte uncompressed point
         let r = card.process_apdu(&[0x80, 0xCA, 0xDF, 0x20, 0x00]);
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         let public_key = r[..r.len() - 2].to_vec();
         assert_eq!((public_key.len(), public_key[0]), (65, 0x04));
 
         // DEBIT 2.75 at GATE0042 -> balance 17.25, counter 1, signature
         let r = card.process_apdu(&debit(275, 1_767_225_600));
-        assert_eq!(status_of(&r), Some(0x9000));
+        assert_eq!(StatusWord::from_response(&r), Some(StatusWord::NO_ERROR));
         assert_eq!(r.len(), 4 + 4 + 64 + 2);
         assert_eq!(r[..4], 1_725u32.to_be_bytes());
         assert_eq!(r[4..8], 1u32.to_be_bytes());
-        let message = receipt_message(&GATE, 275, 1_725, 1, 1_767_225_600);
+        let debited = TransitDebitRepr {
+            fare: 275,
+            gate_id: GATE,
+            timestamp: 1_767_225_600,
+        };
+        let after = TransitBalanceRepr {
+            balance: 1_725,
+            counter: 1,
+        };
+        let message = transit_receipt_message(&debited, &after);
         let verifier = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public_key);
         assert!(verifier.verify(&message, &r[8..72]).is_ok());
         // The signature does not cover a different fare.
-        let forged = receipt_message(&GATE, 1, 1_725, 1, 1_767_225_600);
+        let forged = transit_receipt_message(&TransitDebitRepr { fare: 1, ..debited }, &after);
         assert!(verifier.verify(&forged, &r[8..72]).is_err());
         assert_eq!(
             card.state(),

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{fake_daemon, within, PrivateBus};
-use nfcd_wallets::apdu::{self, sw, CommandApdu};
+use libnci::apdu::{CommandApdu, StatusWord};
+use libnci::sim::cards::{response, status};
 use nfcd_wallets::{ApduHandler, Registration};
 use nix::sys::socket::{recv, send, MsgFlags};
 use zbus::{fdo, Connection, OwnedObjectPath};
@@ -30,8 +31,8 @@ impl ApduHandler for Echo {
             .unwrap()
             .push(format!("apdu {command:02X?}"));
         match CommandApdu::parse(command) {
-            Ok(apdu) => apdu::response(apdu.data, sw::NO_ERROR),
-            Err(_) => apdu::status(sw::WRONG_LENGTH),
+            Ok(apdu) => response(apdu.data, StatusWord::NO_ERROR),
+            Err(_) => status(StatusWord::WRONG_LENGTH),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The state machine proper, apart from the control-message reassembler (which lends its
 //! buffer to the message being handled, so it lives beside the engine in
-//! [`super::Controller`]). The module documentation of [`super`] describes the states and
-//! transitions; the comments here say why a step is done the way it is.
+//! [`super::Controller`]). Command APDUs are reassembled here, by a second [`Reassembler`]
+//! that copies every one so that [`Event::Data`] can lend it out. The module documentation of
+//! [`super`] describes the states and transitions; the comments here say why a step is done
+//! the way it is.
 
 use heapless::{Deque, Vec};
 
@@ -22,7 +24,7 @@ use crate::wire::rf::{
     oid as rf_oid, DiscoverConfig, DiscoverMapping, ListenModeRouting, MappingMode,
     RfDeactivateCmd, RfDeactivateNtf, RfDiscoverCmd, RfDiscoverMapCmd, RfIntfActivatedNtf,
 };
-use crate::wire::segment::Segmenter;
+use crate::wire::segment::{Reassembler, ReassemblyError, Segmenter};
 use crate::wire::{
     DeactivationType, Error, Gid, List, Message, MessageType, NciVersion, PacketId, ResetType,
     RfInterface, RfProtocol, Status, MAX_PAYLOAD_LEN,
@@ -31,6 +33,11 @@ use crate::wire::{
 /// Packets waiting for [`super::Controller::poll_transmit`]: one command, segmented to the
 /// smallest control payload NCI allows (32 octets: 8 segments of a 255-octet command).
 const TX_QUEUE: usize = 16;
+
+/// Reassembly of command APDUs: one connection (the static RF connection), the longest
+/// extended-length C-APDU, no control messages (those go through the controller's own
+/// reassembler).
+type DataReassembler = Reassembler<MAX_C_APDU, 1, 0>;
 
 /// Events waiting for [`super::Controller::poll_event`].
 const EVENT_QUEUE: usize = 32;
@@ -298,9 +305,9 @@ pub(crate) struct Engine {
     credit_wait_since: Option<Instant>,
     /// A whole C-APDU was delivered and its response not yet accepted by send_data.
     awaiting_response: bool,
-    rx: Vec<u8, MAX_C_APDU>,
-    rx_complete: bool,
-    rx_discarding: bool,
+    /// Reassembly of command APDUs on the static RF connection. It copies even one-packet
+    /// commands, so that [`Event::Data`] can borrow the command until the next input.
+    rx: DataReassembler,
     rx_generation: u32,
     tx_apdu: Vec<u8, MAX_R_APDU>,
     tx_offset: usize,
@@ -342,9 +349,7 @@ impl Engine {
             credits: Credits::Count(0),
             credit_wait_since: None,
             awaiting_response: false,
-            rx: Vec::new(),
-            rx_complete: false,
-            rx_discarding: false,
+            rx: Reassembler::new(),
             rx_generation: 0,
             tx_apdu: Vec::new(),
             tx_offset: 0,
@@ -520,8 +525,10 @@ impl Engine {
             match queued {
                 Queued::Plain(event) => return Some(event),
                 Queued::Data(generation) => {
-                    if generation == self.rx_generation && self.rx_complete {
-                        return Some(Event::Data(&self.rx));
+                    if generation == self.rx_generation {
+                        if let Some(apdu) = self.rx.data_message(0) {
+                            return Some(Event::Data(apdu));
+                        }
                     }
                 }
             }
@@ -1340,9 +1347,8 @@ impl Engine {
                         conn_id: ntf.conn_id,
                     }));
                     // The command APDU being received is lost; the reader repeats or gives up.
-                    if ntf.conn_id == 0 && !self.rx_complete {
-                        self.rx.clear();
-                        self.rx_discarding = false;
+                    if ntf.conn_id == 0 && !self.rx.is_idle() {
+                        self.rx.reset();
                     }
                 }
             }
@@ -1467,9 +1473,7 @@ impl Engine {
     }
 
     fn clear_data_path(&mut self) {
-        self.rx.clear();
-        self.rx_complete = false;
-        self.rx_discarding = false;
+        self.rx.reset();
         self.rx_generation = self.rx_generation.wrapping_add(1);
         self.tx_apdu.clear();
         self.tx_offset = 0;
@@ -1496,8 +1500,9 @@ impl Engine {
     // ---------------------------------------------------------------------------------------
 
     /// One data packet (NCI 1.0 §3.4.3): a segment of a command APDU on the static RF
-    /// connection.
-    pub(crate) fn handle_data(&mut self, conn_id: u8, credits: u8, pbf: bool, payload: &[u8]) {
+    /// connection. `packet` is the whole packet, header included, whose header fields the
+    /// caller already parsed.
+    pub(crate) fn handle_data(&mut self, packet: &[u8], conn_id: u8, credits: u8, pbf: bool) {
         if conn_id != 0 || self.session.is_none() {
             self.push(Event::Error(ControllerError::UnexpectedData { conn_id }));
             return;
@@ -1507,33 +1512,36 @@ impl Engine {
         if self.version.is_v2() && credits > 0 {
             self.add_credits(credits);
         }
-        if self.rx_complete {
-            // The previous command was delivered; this packet starts the next one.
-            self.rx.clear();
-            self.rx_complete = false;
-            self.rx_generation = self.rx_generation.wrapping_add(1);
-        }
-        if self.rx_discarding {
-            if !pbf {
-                self.rx_discarding = false;
-                self.answer_wrong_length();
+        // Any packet releases the command delivered before it: an Event::Data of that one
+        // still queued must not show what comes now.
+        self.rx_generation = self.rx_generation.wrapping_add(1);
+        let discarding = self.rx.is_discarding(conn_id);
+        match self.rx.push_copied(packet) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // The last segment of a command dropped as too long: the reader still needs
+                // an answer to keep the exchange going.
+                if discarding && !pbf {
+                    self.answer_wrong_length();
+                }
+                return;
             }
-            return;
-        }
-        if self.rx.extend_from_slice(payload).is_err() {
-            self.rx.clear();
-            self.push(Event::Error(ControllerError::ApduTooLong));
-            if pbf {
-                self.rx_discarding = true;
-            } else {
-                self.answer_wrong_length();
+            Err(ReassemblyError::Capacity) => {
+                // Longer than an extended-length C-APDU; the rest of it is swallowed.
+                self.push(Event::Error(ControllerError::ApduTooLong));
+                if !pbf {
+                    self.answer_wrong_length();
+                }
+                return;
             }
-            return;
+            // The caller parsed this very header; only data packets come here.
+            Err(error) => {
+                return self.reinit(ReinitCause::Malformed {
+                    message: "DATA",
+                    error: error.into(),
+                })
+            }
         }
-        if pbf {
-            return;
-        }
-        self.rx_complete = true;
         // ISO-DEP is half duplex: a new command means any response still going out is stale.
         self.tx_active = false;
         self.tx_apdu.clear();

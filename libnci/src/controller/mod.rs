@@ -214,7 +214,7 @@ use crate::routing::{RoutingRule, RoutingTable, MAX_RULES};
 use crate::time::Instant;
 use crate::wire::header::MAX_PACKET_LEN;
 use crate::wire::segment::{Reassembler, ReassemblyError};
-use crate::wire::{Error, HeaderRepr, MessageType, Packet, PacketId, HEADER_LEN};
+use crate::wire::{Error, HeaderRepr, MessageType, Packet, PacketId};
 use engine::Engine;
 
 /// Longest command APDU: an extended-length C-APDU with 65 535 data octets and Le
@@ -300,9 +300,7 @@ impl Controller {
         };
         match (header.mt, header.id) {
             (MessageType::Data, PacketId::Data { conn_id, credits }) => {
-                let payload = bytes.get(HEADER_LEN..).unwrap_or(&[]);
-                self.engine
-                    .handle_data(conn_id, credits, header.pbf, payload);
+                self.engine.handle_data(bytes, conn_id, credits, header.pbf)
             }
             (MessageType::Unknown(_), _) => self.malformed("packet", Error::UnknownMessage),
             _ => match self.reassembler.push(bytes) {

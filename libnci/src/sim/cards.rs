@@ -1,21 +1,23 @@
 //! Small card applications that answer the reader scripts: what a wallet would return.
 //!
 //! What they do: answer C-APDUs with fixed, documented data so that in-process runs have a
-//! real conversation to carry — an EMV card ([`EmvCard`]), the demo transit wallet
+//! real conversation to carry — an EMV card ([`EmvCard`]), the demo transit application
 //! ([`TransitCard`], the commands of [`scripts`](super::scripts)), and a card that accepts the
 //! AID sweep ([`SweepCard`]). What they do not do: cryptography. The EMV "cryptogram" is a
 //! deterministic checksum of the transaction data standing in for the issuer key's MAC, so
-//! tests can recompute it; it proves nothing.
+//! tests can recompute it; it proves nothing. Transit receipts are unsigned. The example
+//! wallets of `nfcd-wallets` answer the same scripts with real HMAC and ECDSA.
 //!
 //! Any `FnMut(&[u8]) -> Vec<u8>` is a [`CardApplet`] too.
 
 use std::vec::Vec;
 
 use super::scripts::{
-    PPSE, TRANSIT_AID, TRANSIT_CLA, TRANSIT_INS_DEBIT, TRANSIT_INS_READ_BALANCE,
+    TransitBalanceRepr, TransitDebitRepr, TransitReceiptRepr, PPSE, TRANSIT_AID, TRANSIT_CLA,
+    TRANSIT_INS_DEBIT, TRANSIT_INS_GET_DATA, TRANSIT_INS_READ_BALANCE, TRANSIT_SIGNATURE_LEN,
     TRANSIT_SW_INSUFFICIENT_FUNDS,
 };
-use super::tlv::encode;
+use super::tlv::{constructed, encode, parse_one, Dol, Tlv};
 use crate::apdu::{select_by_df_name, CommandApdu, StatusWord};
 
 /// Something that answers C-APDUs with R-APDUs (ISO/IEC 7816-4 §5.1).
@@ -54,29 +56,42 @@ pub const EMV_CDOL1: [u8; 21] = [
 ];
 /// AFL of [`EmvCard`]: SFI 1 record 1; SFI 2 records 1–2.
 pub const EMV_AFL: [u8; 8] = [0x08, 0x01, 0x01, 0x00, 0x10, 0x01, 0x02, 0x00];
-/// AIP of [`EmvCard`]: SDA, cardholder verification, terminal risk management, EMV mode.
-pub const EMV_AIP: [u8; 2] = [0x19, 0x80];
+/// AIP of [`EmvCard`] (EMV Book 3 Annex C1): cardholder verification (byte 1 b5) and terminal
+/// risk management (b4), no offline data authentication; EMV mode (byte 2 b8).
+pub const EMV_AIP: [u8; 2] = [0x18, 0x80];
 
-/// Octets of DOL related data a DOL asks for.
-fn dol_len(dol: &[u8]) -> usize {
-    super::tlv::parse_dol(dol).map_or(0, |entries| entries.iter().map(|(_, len)| len).sum())
-}
+/// `6A83`: record not found (ISO/IEC 7816-4 §5.6).
+const RECORD_NOT_FOUND: StatusWord = StatusWord(0x6A83);
 
+/// Where the terminal is in the flow with an [`EmvCard`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EmvSelected {
-    None,
+enum EmvSession {
+    /// Nothing selected.
+    Idle,
+    /// The PPSE is selected.
     Ppse,
-    Application,
+    /// The application is selected; GET PROCESSING OPTIONS comes next.
+    Selected,
+    /// GET PROCESSING OPTIONS done (ATC counted): READ RECORD and GENERATE AC.
+    Processing,
+    /// The GENERATE AC of this transaction was answered; READ RECORD still works.
+    Completed,
 }
 
-/// An EMV contactless card application behind a PPSE.
+/// An EMV contactless card application behind a PPSE, answering the flow documented in
+/// [`scripts`](super::scripts) ("The EMV contactless flow") the way the payment wallet of
+/// `nfcd-wallets` does, with its own data objects: a PDOL that also asks for the TTQ, and
+/// records in two SFIs, so the script is seen to follow the card rather than constants.
+///
+/// Like the wallet it counts the ATC at GET PROCESSING OPTIONS, answers one GENERATE AC per
+/// transaction, always with an ARQC, and refuses commands out of order with `6985`. Unlike the
+/// wallet, its cryptogram is [`EmvCard::cryptogram`], a stand-in without cryptography.
 #[derive(Debug, Clone)]
 pub struct EmvCard {
     aid: Vec<u8>,
     key: u64,
     atc: u16,
-    selected: EmvSelected,
-    processing: bool,
+    session: EmvSession,
     last_cryptogram: Option<[u8; 8]>,
 }
 
@@ -87,8 +102,7 @@ impl EmvCard {
             aid: aid.to_vec(),
             key,
             atc: 0,
-            selected: EmvSelected::None,
-            processing: false,
+            session: EmvSession::Idle,
             last_cryptogram: None,
         }
     }
@@ -106,7 +120,7 @@ impl EmvCard {
         &self.aid
     }
 
-    /// Application transaction counter.
+    /// Application transaction counter: GET PROCESSING OPTIONS answered so far.
     pub fn atc(&self) -> u16 {
         self.atc
     }
@@ -131,28 +145,41 @@ impl EmvCard {
     }
 
     fn ppse_fci(&self) -> Vec<u8> {
-        let entry = [
-            encode(0x4F, &self.aid),
-            encode(0x50, b"DEMO CARD"),
-            encode(0x87, &[0x01]),
-        ]
-        .concat();
-        let issuer = encode(0xBF0C, &encode(0x61, &entry));
-        encode(0x6F, &[encode(0x84, PPSE), encode(0xA5, &issuer)].concat())
-    }
-
-    fn application_fci(&self) -> Vec<u8> {
-        let proprietary = [encode(0x50, b"DEMO CARD"), encode(0x9F38, &EMV_PDOL)].concat();
-        encode(
+        let entry = constructed(
+            0x61,
+            &[
+                encode(0x4F, &self.aid),
+                encode(0x50, b"DEMO CARD"),
+                encode(0x87, &[0x01]),
+            ],
+        );
+        constructed(
             0x6F,
-            &[encode(0x84, &self.aid), encode(0xA5, &proprietary)].concat(),
+            &[
+                encode(0x84, PPSE),
+                constructed(0xA5, &[constructed(0xBF0C, &[entry])]),
+            ],
         )
     }
 
-    fn record(sfi: u8, record: u8) -> Option<Vec<u8>> {
+    fn application_fci(&self) -> Vec<u8> {
+        constructed(
+            0x6F,
+            &[
+                encode(0x84, &self.aid),
+                constructed(
+                    0xA5,
+                    &[encode(0x50, b"DEMO CARD"), encode(0x9F38, &EMV_PDOL)],
+                ),
+            ],
+        )
+    }
+
+    /// Record `record` of SFI `sfi`: `Err` is the status word (unknown SFI or record).
+    fn record(sfi: u8, record: u8) -> Result<Vec<u8>, StatusWord> {
         let body = match (sfi, record) {
             // Track 2 equivalent data and cardholder name.
-            (1, 1) => [
+            (1, 1) => vec![
                 encode(
                     0x57,
                     &[
@@ -160,24 +187,87 @@ impl EmvCard {
                     ],
                 ),
                 encode(0x5F20, b"DEMO/CARDHOLDER"),
-            ]
-            .concat(),
+            ],
             // PAN, expiry, CDOL1.
-            (2, 1) => [
+            (2, 1) => vec![
                 encode(0x5A, &[0x54, 0x13, 0x33, 0x00, 0x89, 0x01, 0x00, 0x12]),
                 encode(0x5F24, &[0x28, 0x12, 0x31]),
                 encode(0x8C, &EMV_CDOL1),
-            ]
-            .concat(),
+            ],
             // Application usage control and CVM list.
-            (2, 2) => [
+            (2, 2) => vec![
                 encode(0x9F07, &[0xFF, 0x00]),
                 encode(0x8E, &[0, 0, 0, 0, 0, 0, 0, 0, 0x1F, 0x03]),
-            ]
-            .concat(),
-            _ => return None,
+            ],
+            (1 | 2, _) => return Err(RECORD_NOT_FOUND),
+            _ => return Err(StatusWord::FILE_NOT_FOUND),
         };
-        Some(encode(0x70, &body))
+        Ok(constructed(0x70, &body))
+    }
+
+    fn get_processing_options(&mut self, apdu: &CommandApdu<'_>) -> Vec<u8> {
+        if (apdu.p1, apdu.p2) != (0x00, 0x00) {
+            return status(StatusWord::INCORRECT_P1_P2);
+        }
+        if self.session != EmvSession::Selected {
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        let pdol_data = match parse_one(apdu.data) {
+            Ok((
+                Tlv {
+                    tag: 0x83, value, ..
+                },
+                [],
+            )) => value,
+            _ => return status(StatusWord::INCORRECT_DATA),
+        };
+        if pdol_data.len() != Dol::new_unchecked(&EMV_PDOL).data_len() {
+            return status(StatusWord::WRONG_LENGTH);
+        }
+        // An exhausted ATC blocks the application rather than repeat cryptogram inputs.
+        let Some(atc) = self.atc.checked_add(1) else {
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
+        };
+        self.atc = atc;
+        self.session = EmvSession::Processing;
+        let template = constructed(0x77, &[encode(0x82, &EMV_AIP), encode(0x94, &EMV_AFL)]);
+        response(&template, StatusWord::NO_ERROR)
+    }
+
+    fn read_record(&mut self, apdu: &CommandApdu<'_>) -> Vec<u8> {
+        if apdu.p2 & 0x07 != 0x04 || apdu.p1 == 0 {
+            return status(StatusWord::INCORRECT_P1_P2);
+        }
+        if !matches!(self.session, EmvSession::Processing | EmvSession::Completed) {
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        match EmvCard::record(apdu.p2 >> 3, apdu.p1) {
+            Ok(record) => response(&record, StatusWord::NO_ERROR),
+            Err(sw) => status(sw),
+        }
+    }
+
+    fn generate_ac(&mut self, apdu: &CommandApdu<'_>) -> Vec<u8> {
+        if self.session != EmvSession::Processing {
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        if apdu.data.len() != Dol::new_unchecked(&EMV_CDOL1).data_len() {
+            return status(StatusWord::WRONG_LENGTH);
+        }
+        self.session = EmvSession::Completed;
+        let ac = EmvCard::cryptogram(self.key, self.atc, apdu.data);
+        self.last_cryptogram = Some(ac);
+        let template = constructed(
+            0x77,
+            &[
+                // ARQC: this card always goes online.
+                encode(0x9F27, &[0x80]),
+                encode(0x9F36, &self.atc.to_be_bytes()),
+                encode(0x9F26, &ac),
+                encode(0x9F10, &[0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00]),
+            ],
+        );
+        response(&template, StatusWord::NO_ERROR)
     }
 }
 
@@ -188,94 +278,71 @@ impl CardApplet for EmvCard {
         };
         if let Some(select) = select_by_df_name(&apdu) {
             return if select.name == PPSE {
-                self.selected = EmvSelected::Ppse;
-                self.processing = false;
+                self.session = EmvSession::Ppse;
                 response(&self.ppse_fci(), StatusWord::NO_ERROR)
             } else if select.name == self.aid.as_slice() {
-                self.selected = EmvSelected::Application;
-                self.processing = false;
+                self.session = EmvSession::Selected;
                 response(&self.application_fci(), StatusWord::NO_ERROR)
             } else {
                 status(StatusWord::FILE_NOT_FOUND)
             };
         }
         match (apdu.cla, apdu.ins) {
-            // GET PROCESSING OPTIONS: 83, the PDOL data.
-            (0x80, 0xA8) => {
-                if self.selected != EmvSelected::Application {
-                    return status(StatusWord::CONDITIONS_NOT_SATISFIED);
-                }
-                let want = dol_len(&EMV_PDOL);
-                match apdu.data {
-                    [0x83, len, data @ ..] if usize::from(*len) == want && data.len() == want => {
-                        self.processing = true;
-                        let body = [encode(0x82, &EMV_AIP), encode(0x94, &EMV_AFL)].concat();
-                        response(&encode(0x77, &body), StatusWord::NO_ERROR)
-                    }
-                    _ => status(StatusWord::WRONG_LENGTH),
-                }
-            }
-            // READ RECORD: P1 record, P2 SFI << 3 | 4.
-            (0x00, 0xB2) => {
-                if self.selected != EmvSelected::Application {
-                    return status(StatusWord::CONDITIONS_NOT_SATISFIED);
-                }
-                if apdu.p2 & 0x07 != 0x04 {
-                    return status(StatusWord::INCORRECT_P1_P2);
-                }
-                match EmvCard::record(apdu.p2 >> 3, apdu.p1) {
-                    Some(record) => response(&record, StatusWord::NO_ERROR),
-                    // Record not found.
-                    None => status(StatusWord(0x6A83)),
-                }
-            }
-            // GENERATE AC with the CDOL1 data.
-            (0x80, 0xAE) => {
-                if !self.processing {
-                    return status(StatusWord::CONDITIONS_NOT_SATISFIED);
-                }
-                if apdu.data.len() != dol_len(&EMV_CDOL1) {
-                    return status(StatusWord::WRONG_LENGTH);
-                }
-                self.processing = false;
-                self.atc = self.atc.wrapping_add(1);
-                let ac = EmvCard::cryptogram(self.key, self.atc, apdu.data);
-                self.last_cryptogram = Some(ac);
-                let body = [
-                    // ARQC.
-                    encode(0x9F27, &[0x80]),
-                    encode(0x9F36, &self.atc.to_be_bytes()),
-                    encode(0x9F26, &ac),
-                    encode(0x9F10, &[0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00]),
-                ]
-                .concat();
-                response(&encode(0x77, &body), StatusWord::NO_ERROR)
-            }
+            (0x80, 0xA8) => self.get_processing_options(&apdu),
+            (0x00, 0xB2) => self.read_record(&apdu),
+            (0x80, 0xAE) => self.generate_ac(&apdu),
             _ => status(StatusWord::INS_NOT_SUPPORTED),
         }
     }
 }
 
-/// The demo transit application: a stored balance, READ BALANCE and DEBIT as documented in
-/// [`scripts`](super::scripts).
+/// The demo transit application: a stored balance and a debit counter behind the commands
+/// documented in [`scripts`](super::scripts) (READ BALANCE, DEBIT).
+///
+/// It cannot sign: its receipts carry an all-zero signature, which any gate that checks
+/// receipts rejects, and it answers GET PUBLIC KEY with `6A88` (no key). The transit wallet
+/// of `nfcd-wallets` answers the same commands with real ECDSA P-256 receipts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitCard {
-    balance: u32,
+    state: TransitBalanceRepr,
     selected: bool,
 }
 
 impl TransitCard {
-    /// A card holding `balance` minor units.
+    /// A card holding `balance` cents, no debits yet.
     pub fn new(balance: u32) -> TransitCard {
         TransitCard {
-            balance,
+            state: TransitBalanceRepr {
+                balance,
+                counter: 0,
+            },
             selected: false,
         }
     }
 
     /// The balance.
     pub fn balance(&self) -> u32 {
-        self.balance
+        self.state.balance
+    }
+
+    /// Debits so far.
+    pub fn counter(&self) -> u32 {
+        self.state.counter
+    }
+
+    fn debit(&mut self, data: &[u8]) -> Vec<u8> {
+        let Some(debit) = TransitDebitRepr::parse(data) else {
+            return status(StatusWord::WRONG_LENGTH);
+        };
+        let Some(after) = self.state.debited(debit.fare) else {
+            return status(TRANSIT_SW_INSUFFICIENT_FUNDS);
+        };
+        self.state = after;
+        let receipt = TransitReceiptRepr {
+            after: self.state,
+            signature: [0; TRANSIT_SIGNATURE_LEN],
+        };
+        response(&receipt.emit(), StatusWord::NO_ERROR)
     }
 }
 
@@ -296,26 +363,24 @@ impl CardApplet for TransitCard {
             };
         }
         if apdu.cla != TRANSIT_CLA {
-            return status(StatusWord::CLA_NOT_SUPPORTED);
+            // Class 00 is known (SELECT), just not with this INS.
+            return status(match apdu.cla {
+                0x00 => StatusWord::INS_NOT_SUPPORTED,
+                _ => StatusWord::CLA_NOT_SUPPORTED,
+            });
         }
         if !self.selected {
             return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
+        let p1p2 = u16::from_be_bytes([apdu.p1, apdu.p2]);
         match apdu.ins {
-            TRANSIT_INS_READ_BALANCE => response(&self.balance.to_be_bytes(), StatusWord::NO_ERROR),
-            TRANSIT_INS_DEBIT => {
-                let Ok(amount) = <[u8; 4]>::try_from(apdu.data) else {
-                    return status(StatusWord::WRONG_LENGTH);
-                };
-                let amount = u32::from_be_bytes(amount);
-                match self.balance.checked_sub(amount) {
-                    Some(left) => {
-                        self.balance = left;
-                        response(&left.to_be_bytes(), StatusWord::NO_ERROR)
-                    }
-                    None => status(TRANSIT_SW_INSUFFICIENT_FUNDS),
-                }
+            TRANSIT_INS_READ_BALANCE | TRANSIT_INS_DEBIT if p1p2 != 0 => {
+                status(StatusWord::INCORRECT_P1_P2)
             }
+            TRANSIT_INS_READ_BALANCE if !apdu.data.is_empty() => status(StatusWord::WRONG_LENGTH),
+            TRANSIT_INS_READ_BALANCE => response(&self.state.emit(), StatusWord::NO_ERROR),
+            TRANSIT_INS_DEBIT => self.debit(apdu.data),
+            TRANSIT_INS_GET_DATA => status(StatusWord::REFERENCED_DATA_NOT_FOUND),
             _ => status(StatusWord::INS_NOT_SUPPORTED),
         }
     }
@@ -355,5 +420,137 @@ impl CardApplet for SweepCard {
             Some(_) => status(StatusWord::FILE_NOT_FOUND),
             None => status(StatusWord::INS_NOT_SUPPORTED),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scripts::{
+        generate_ac, get_processing_options, read_record, select_aid, transit_debit, SELECT_PPSE,
+        TRANSIT_GET_PUBLIC_KEY, TRANSIT_READ_BALANCE,
+    };
+
+    fn sw(rapdu: &[u8]) -> Option<StatusWord> {
+        StatusWord::from_response(rapdu)
+    }
+
+    const ARQC_DATA: [u8; 29] = [0; 29];
+
+    #[test]
+    fn emv_card_refuses_commands_out_of_order() {
+        let mut card = EmvCard::demo();
+        let aid = card.aid().to_vec();
+        let pdol_data = [0u8; 16];
+        // GPO before SELECT, READ RECORD and GENERATE AC before GPO → 6985.
+        let gpo = get_processing_options(&pdol_data);
+        assert_eq!(
+            sw(&card.process(&gpo)),
+            Some(StatusWord::CONDITIONS_NOT_SATISFIED)
+        );
+        card.process(&select_aid(&aid));
+        assert_eq!(
+            sw(&card.process(&read_record(1, 1))),
+            Some(StatusWord::CONDITIONS_NOT_SATISFIED)
+        );
+        assert_eq!(
+            sw(&card.process(&generate_ac(&ARQC_DATA))),
+            Some(StatusWord::CONDITIONS_NOT_SATISFIED)
+        );
+        // GPO after the PPSE only → 6985, and the ATC is not spent.
+        card.process(&SELECT_PPSE);
+        assert_eq!(
+            sw(&card.process(&gpo)),
+            Some(StatusWord::CONDITIONS_NOT_SATISFIED)
+        );
+        assert_eq!(card.atc(), 0);
+
+        // SELECT AID, GPO → 77 { 82 1880, 94 AFL } 9000, ATC 1.
+        card.process(&select_aid(&aid));
+        let mut want = std::vec![0x77, 0x0E, 0x82, 0x02, 0x18, 0x80, 0x94, 0x08];
+        want.extend_from_slice(&EMV_AFL);
+        want.extend_from_slice(&[0x90, 0x00]);
+        assert_eq!(card.process(&gpo), want);
+        assert_eq!(card.atc(), 1);
+        // READ RECORD: unknown record 6A83, unknown SFI 6A82.
+        assert_eq!(card.process(&read_record(2, 3)), [0x6A, 0x83]);
+        assert_eq!(card.process(&read_record(3, 1)), [0x6A, 0x82]);
+        // One GENERATE AC per transaction: the second → 6985; records stay readable.
+        assert_eq!(
+            sw(&card.process(&generate_ac(&ARQC_DATA))),
+            Some(StatusWord::NO_ERROR)
+        );
+        assert_eq!(
+            card.last_cryptogram(),
+            Some(EmvCard::cryptogram(0x0123_4567_89AB_CDEF, 1, &ARQC_DATA))
+        );
+        assert_eq!(
+            sw(&card.process(&generate_ac(&ARQC_DATA))),
+            Some(StatusWord::CONDITIONS_NOT_SATISFIED)
+        );
+        assert_eq!(
+            sw(&card.process(&read_record(1, 1))),
+            Some(StatusWord::NO_ERROR)
+        );
+    }
+
+    #[test]
+    fn emv_card_checks_the_gpo_and_generate_ac_data() {
+        let mut card = EmvCard::demo();
+        let aid = card.aid().to_vec();
+        card.process(&select_aid(&aid));
+        // Not an 83 template → 6A80; PDOL data of the wrong length → 6700.
+        let no_template = [0x80, 0xA8, 0x00, 0x00, 0x02, 0x84, 0x00, 0x00];
+        assert_eq!(card.process(&no_template), [0x6A, 0x80]);
+        assert_eq!(
+            card.process(&get_processing_options(&[0; 12])),
+            [0x67, 0x00]
+        );
+        // P1-P2 other than 0000 → 6A86.
+        let mut wrong_p1 = get_processing_options(&[0; 16]);
+        wrong_p1[2] = 0x01;
+        assert_eq!(card.process(&wrong_p1), [0x6A, 0x86]);
+        card.process(&get_processing_options(&[0; 16]));
+        // CDOL1 data of the wrong length → 6700.
+        assert_eq!(card.process(&generate_ac(&[0; 28])), [0x67, 0x00]);
+    }
+
+    #[test]
+    fn transit_card_transcript() {
+        let mut card = TransitCard::new(300);
+        // Before SELECT → 6985; SELECT → 6F { 84 AID } 9000.
+        assert_eq!(card.process(&TRANSIT_READ_BALANCE), [0x69, 0x85]);
+        let mut fci = std::vec![0x6F, 0x0E, 0x84, 0x0C];
+        fci.extend_from_slice(&TRANSIT_AID);
+        fci.extend_from_slice(&[0x90, 0x00]);
+        assert_eq!(card.process(&select_aid(&TRANSIT_AID)), fci);
+        // READ BALANCE → 0000012C 00000000 9000.
+        assert_eq!(
+            card.process(&TRANSIT_READ_BALANCE),
+            [0x00, 0x00, 0x01, 0x2C, 0x00, 0x00, 0x00, 0x00, 0x90, 0x00]
+        );
+        // DEBIT 2.50 → 00000032 00000001, unsigned receipt, 9000.
+        let debit = TransitDebitRepr {
+            fare: 250,
+            gate_id: *b"NFCDGATE",
+            timestamp: 0,
+        };
+        let r = card.process(&transit_debit(&debit));
+        assert_eq!(r.len(), TransitReceiptRepr::LEN + 2);
+        assert_eq!(r[..8], [0x00, 0x00, 0x00, 0x32, 0x00, 0x00, 0x00, 0x01]);
+        assert!(r[8..72].iter().all(|&b| b == 0));
+        // DEBIT beyond the balance → 6985, nothing debited.
+        assert_eq!(card.process(&transit_debit(&debit)), [0x69, 0x85]);
+        assert_eq!((card.balance(), card.counter()), (50, 1));
+        // Short DEBIT data → 6700; P1-P2 not 0000 → 6A86; no key → 6A88; other INS → 6D00.
+        assert_eq!(
+            card.process(&[0x80, 0x54, 0x00, 0x00, 0x02, 0x00, 0x01, 0x48]),
+            [0x67, 0x00]
+        );
+        assert_eq!(card.process(&[0x80, 0x5C, 0x01, 0x00, 0x08]), [0x6A, 0x86]);
+        assert_eq!(card.process(&TRANSIT_GET_PUBLIC_KEY), [0x6A, 0x88]);
+        assert_eq!(card.process(&[0x80, 0x50, 0x00, 0x00]), [0x6D, 0x00]);
+        assert_eq!(card.process(&[0x00, 0x5C, 0x00, 0x00, 0x08]), [0x6D, 0x00]);
+        assert_eq!(card.process(&[0xA0, 0x5C, 0x00, 0x00, 0x08]), [0x6E, 0x00]);
     }
 }

@@ -9,21 +9,29 @@
 //!
 //! What it does not do: implement a device host. [`ScriptedDh`] is a test double that sends
 //! a fixed list of raw commands, keeps the credit count and answers C-APDUs through a
-//! [`CardApplet`]; the real controller state machine plugs in through [`DhEndpoint`].
+//! [`CardApplet`]; [`ControllerDh`] plugs the real [`Controller`] state machine in through
+//! [`DhEndpoint`], answering APDUs with a [`CardApplet`] — one card, or [`HostApps`], a host
+//! that plays several applications and picks one by the SELECTed AID.
 //!
 //! Order of work at one instant (repeated until nothing happens, then the clock moves on):
 //! due timeouts (DH, NFCC), DH output onto the bus, NFCC output onto the bus, deliveries that
 //! are due, then the reader.
 
+use std::any::Any;
+use std::boxed::Box;
 use std::collections::VecDeque;
 use std::fmt;
+use std::string::{String, ToString};
 use std::vec::Vec;
 
 use super::bus::{BusSpeed, BusStats, Direction, I2cBus};
-use super::cards::CardApplet;
+use super::cards::{status, CardApplet, EmvCard, SweepCard, TransitCard};
 use super::nfcc::{NfccEndpoint, RX_CAPACITY};
 use super::reader::{Reader, TapReport};
-use super::scripts::Hex;
+use super::scripts::{Hex, PPSE, TRANSIT_AID};
+use crate::apdu::{select_by_df_name, CommandApdu, StatusWord};
+use crate::controller::{Config, Controller, Deactivation, Event, ListenTechs, SendError, State};
+use crate::routing::{Aid, AidMatch, RoutingRule, MAX_RULES};
 use crate::time::{Duration, Instant};
 use crate::wire::segment::{Reassembler, Segmenter};
 use crate::wire::{Gid, HeaderRepr, MessageType, Packet, PacketId};
@@ -198,8 +206,22 @@ impl<D: DhEndpoint, N: NfccEndpoint> Harness<D, N> {
     /// Let `reader` tap and run until its tap is over; returns its report. Packets the tap
     /// caused may still be in flight: run on to deliver them.
     pub fn tap(&mut self, reader: Reader) -> Result<TapReport, HarnessError> {
-        self.steps = 0;
+        self.begin_tap(reader);
+        self.finish_tap()
+    }
+
+    /// Bring `reader` into the field without running anything yet: [`Harness::run_until`] and
+    /// [`Harness::run_for`] then move the tap along with everything else, so a test can act in
+    /// the middle of it (change routes, arm a fault); [`Harness::finish_tap`] runs it to its
+    /// end. A reader already present is replaced.
+    pub fn begin_tap(&mut self, reader: Reader) {
         self.reader = Some(reader);
+    }
+
+    /// Run the tap started with [`Harness::begin_tap`] until the reader is done; returns its
+    /// report ([`HarnessError::TapUnfinished`] without a reader).
+    pub fn finish_tap(&mut self) -> Result<TapReport, HarnessError> {
+        self.steps = 0;
         loop {
             self.settle()?;
             if self.reader.as_ref().is_some_and(Reader::is_done) {
@@ -600,5 +622,626 @@ impl<A: CardApplet> DhEndpoint for ScriptedDh<A> {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.answers.front().map(|(at, _)| *at)
+    }
+}
+
+// ---- The real controller state machine as the device host -----------------------------------
+
+/// What [`ControllerDh`] recorded from the controller's [`Event`]s, with the simulated time it
+/// was polled. [`Event::Data`] is not recorded here but as a [`HostExchange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DhRecord {
+    /// When the event was drained (the time of the input that caused it).
+    pub at: Instant,
+    /// The event; never [`Event::Data`].
+    pub event: Event<'static>,
+}
+
+/// One command APDU the controller delivered and what the host answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostExchange {
+    /// When [`Event::Data`] was drained.
+    pub received_at: Instant,
+    /// The command APDU.
+    pub command: Vec<u8>,
+    /// The applet's response APDU.
+    pub response: Vec<u8>,
+    /// When it was handed to [`Controller::send_data`], or dropped because the session ended
+    /// while the host was still working on it.
+    pub answered_at: Instant,
+    /// What [`Controller::send_data`] said; [`SendError::NoSession`] also for an answer
+    /// dropped because the session ended first (it must never answer the next session's
+    /// command).
+    pub sent: Result<(), SendError>,
+}
+
+/// A change of the controller's [`State`] or [`Controller::poll_timeout`], seen after an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DhTimelineEntry {
+    /// When.
+    pub at: Instant,
+    /// The state after the input.
+    pub state: State,
+    /// The timer the controller asked for after the input.
+    pub timeout: Option<Instant>,
+}
+
+/// Every non-data event as an owned value, so it can outlive the controller's borrow.
+fn owned_event(event: Event<'_>) -> Option<Event<'static>> {
+    Some(match event {
+        Event::Data(_) => return None,
+        Event::Ready => Event::Ready,
+        Event::Activated(activation) => Event::Activated(activation),
+        Event::Deactivated(how) => Event::Deactivated(how),
+        Event::FieldOn => Event::FieldOn,
+        Event::FieldOff => Event::FieldOff,
+        Event::RoutingProgrammed {
+            mode,
+            used,
+            capacity,
+        } => Event::RoutingProgrammed {
+            mode,
+            used,
+            capacity,
+        },
+        Event::Reinitializing {
+            cause,
+            attempt,
+            delay,
+        } => Event::Reinitializing {
+            cause,
+            attempt,
+            delay,
+        },
+        Event::Error(error) => Event::Error(error),
+    })
+}
+
+/// The real [`Controller`] state machine as the device host of a [`Harness`].
+///
+/// It follows the controller's documented call order after every input: drain
+/// [`Controller::poll_event`], hand each [`Event::Data`] to the [`CardApplet`] and answer with
+/// [`Controller::send_data`] (at once, or after [`ControllerDh::with_answer_delay`], as a host
+/// service that takes time), then let the harness poll transmits and the timer. Every event is
+/// recorded with its simulated time, so tests can assert what happened and when.
+///
+/// The controller starts ([`Controller::start`]) at [`Instant::ZERO`] when the adapter is
+/// created; [`ControllerDh::start`] starts it again (the way out of [`State::Failed`]).
+pub struct ControllerDh<A> {
+    controller: Box<Controller>,
+    applet: A,
+    answer_delay: Duration,
+    /// Called when a card session ends (e.g. [`HostApps::end_session`]).
+    session_end: Option<fn(&mut A, Deactivation)>,
+    /// Answers waiting for their delay: when due, and the index of the exchange.
+    answers: VecDeque<(Instant, usize)>,
+    now: Instant,
+    records: Vec<DhRecord>,
+    exchanges: Vec<HostExchange>,
+    timeline: Vec<DhTimelineEntry>,
+    transmits: u64,
+    timeouts: u64,
+}
+
+impl<A> fmt::Debug for ControllerDh<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControllerDh")
+            .field("controller", &self.controller)
+            .field("records", &self.records.len())
+            .field("exchanges", &self.exchanges.len())
+            .field("transmits", &self.transmits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: CardApplet> ControllerDh<A> {
+    /// A controller with `config`, started at [`Instant::ZERO`], answering APDUs with `applet`.
+    pub fn new(config: Config, applet: A) -> ControllerDh<A> {
+        let mut dh = ControllerDh {
+            controller: Box::new(Controller::new(config)),
+            applet,
+            answer_delay: Duration::ZERO,
+            session_end: None,
+            answers: VecDeque::new(),
+            now: Instant::ZERO,
+            records: Vec::new(),
+            exchanges: Vec::new(),
+            timeline: Vec::new(),
+            transmits: 0,
+            timeouts: 0,
+        };
+        dh.start(Instant::ZERO);
+        dh
+    }
+
+    /// The host takes `delay` to answer each command APDU.
+    pub fn with_answer_delay(mut self, delay: Duration) -> ControllerDh<A> {
+        self.answer_delay = delay;
+        self
+    }
+
+    /// Tell the applet when a card session ends ([`Event::Deactivated`]), e.g.
+    /// `|host: &mut HostApps, _| host.end_session()`: a selection lasts one session
+    /// (ISO/IEC 7816-4 §7.1).
+    pub fn with_session_end(mut self, hook: fn(&mut A, Deactivation)) -> ControllerDh<A> {
+        self.session_end = Some(hook);
+        self
+    }
+
+    /// [`Controller::start`] at `now`: a fresh start-up (also after [`State::Failed`]).
+    pub fn start(&mut self, now: Instant) {
+        self.now = now;
+        self.controller.start(now);
+        self.after_input();
+    }
+
+    /// [`Controller::set_routes`] at `now`.
+    pub fn set_routes(&mut self, routes: heapless::Vec<RoutingRule, MAX_RULES>, now: Instant) {
+        self.now = now;
+        self.controller.set_routes(routes, now);
+        self.after_input();
+    }
+
+    /// [`Controller::set_listen`] at `now`.
+    pub fn set_listen(&mut self, techs: ListenTechs, now: Instant) {
+        self.now = now;
+        self.controller.set_listen(techs, now);
+        self.after_input();
+    }
+
+    /// [`Controller::set_enabled`] at `now`.
+    pub fn set_enabled(&mut self, on: bool, now: Instant) {
+        self.now = now;
+        self.controller.set_enabled(on, now);
+        self.after_input();
+    }
+
+    /// The controller state machine, for queries ([`Controller::state`],
+    /// [`Controller::routing`], [`Controller::info`]...).
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// The applet.
+    pub fn applet(&self) -> &A {
+        &self.applet
+    }
+
+    /// The applet, mutably.
+    pub fn applet_mut(&mut self) -> &mut A {
+        &mut self.applet
+    }
+
+    /// Every event so far, in order.
+    pub fn records(&self) -> &[DhRecord] {
+        &self.records
+    }
+
+    /// The events, without times.
+    pub fn events(&self) -> impl Iterator<Item = Event<'static>> + '_ {
+        self.records.iter().map(|r| r.event)
+    }
+
+    /// Every command APDU and its answer, in order.
+    pub fn exchanges(&self) -> &[HostExchange] {
+        &self.exchanges
+    }
+
+    /// Every change of state or timer, in order.
+    pub fn timeline(&self) -> &[DhTimelineEntry] {
+        &self.timeline
+    }
+
+    /// Packets the controller handed to the transport so far.
+    pub fn transmits(&self) -> u64 {
+        self.transmits
+    }
+
+    /// Calls of [`Controller::handle_timeout`] so far.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+
+    /// When the last [`Event::Ready`] was reported.
+    pub fn last_ready_at(&self) -> Option<Instant> {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| r.event == Event::Ready)
+            .map(|r| r.at)
+    }
+
+    /// Records from index `from` on (e.g. `records().len()` taken before a tap).
+    pub fn records_since(&self, from: usize) -> &[DhRecord] {
+        self.records.get(from..).unwrap_or_default()
+    }
+
+    fn after_input(&mut self) {
+        while let Some(event) = self.controller.poll_event() {
+            let command = match event {
+                Event::Data(apdu) => apdu.to_vec(),
+                other => {
+                    if let Some(event) = owned_event(other) {
+                        self.record(event);
+                    }
+                    continue;
+                }
+            };
+            let response = self.applet.process(&command);
+            self.exchanges.push(HostExchange {
+                received_at: self.now,
+                command,
+                response,
+                answered_at: self.now,
+                sent: Ok(()),
+            });
+            let index = self.exchanges.len() - 1;
+            if self.answer_delay.is_zero() {
+                self.answer(index);
+            } else {
+                self.answers
+                    .push_back((self.now + self.answer_delay, index));
+            }
+        }
+        let entry = DhTimelineEntry {
+            at: self.now,
+            state: self.controller.state(),
+            timeout: self.controller.poll_timeout(),
+        };
+        let changed = self
+            .timeline
+            .last()
+            .is_none_or(|last| (last.state, last.timeout) != (entry.state, entry.timeout));
+        if changed {
+            self.timeline.push(entry);
+        }
+    }
+
+    fn record(&mut self, event: Event<'static>) {
+        if let Event::Deactivated(how) = event {
+            self.drop_answers();
+            if let Some(hook) = self.session_end {
+                hook(&mut self.applet, how);
+            }
+        }
+        self.records.push(DhRecord {
+            at: self.now,
+            event,
+        });
+    }
+
+    /// The session ended: answers still being worked on have nobody to go to.
+    fn drop_answers(&mut self) {
+        for (_, index) in core::mem::take(&mut self.answers) {
+            if let Some(exchange) = self.exchanges.get_mut(index) {
+                exchange.answered_at = self.now;
+                exchange.sent = Err(SendError::NoSession);
+            }
+        }
+    }
+
+    /// Hand the response of exchange `index` to the controller: an input, so drain again.
+    fn answer(&mut self, index: usize) {
+        let now = self.now;
+        let Some(exchange) = self.exchanges.get_mut(index) else {
+            return;
+        };
+        exchange.answered_at = now;
+        exchange.sent = self.controller.send_data(&exchange.response, now);
+        self.after_input();
+    }
+}
+
+impl<A: CardApplet> DhEndpoint for ControllerDh<A> {
+    fn handle_packet(&mut self, packet: &[u8], now: Instant) {
+        self.now = now;
+        self.controller.handle_packet(packet, now);
+        self.after_input();
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.controller.poll_timeout().is_some_and(|t| t <= now) {
+            self.timeouts += 1;
+            self.controller.handle_timeout(now);
+            self.after_input();
+        }
+        while self.answers.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, index)) = self.answers.pop_front() {
+                self.answer(index);
+            }
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let packet = self.controller.poll_transmit()?;
+        self.transmits += 1;
+        Some(packet.to_vec())
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let answer = self.answers.front().map(|(at, _)| *at);
+        [self.controller.poll_timeout(), answer]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+// ---- A host playing several applications --------------------------------------------------
+
+/// Object-safe applet with a way back to its concrete type, so [`HostApps::applet`] can hand
+/// out a registered card for inspection.
+trait HostApplet: CardApplet {
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: CardApplet + Any> HostApplet for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+struct HostApp {
+    name: String,
+    aids: Vec<(Aid, AidMatch)>,
+    applet: Box<dyn HostApplet>,
+    apdus: u64,
+}
+
+/// A tiny host that plays several card applications at once and picks one by the AID of each
+/// SELECT by DF name, as the host card emulation layer does (the default route is the host;
+/// the host resolves every SELECT itself).
+///
+/// - A SELECT by DF name (ISO/IEC 7816-4 §11.2.2) is resolved among the registered AIDs:
+///   exact, prefix (`F0000000000000*` takes every longer name starting with it) or subset (a
+///   truncated name); the longest registered AID wins, an exact match before the others at
+///   equal length. The SELECT goes to the application, which answers with its own FCI, and
+///   the application stays selected for the following APDUs.
+/// - A SELECT that matches nothing is answered `6A82` (file or application not found) and the
+///   selection does not change.
+/// - Any other APDU goes to the selected application; before any selection it is answered
+///   `6F00` (no precise diagnosis).
+#[derive(Default)]
+pub struct HostApps {
+    apps: Vec<HostApp>,
+    selected: Option<usize>,
+}
+
+impl fmt::Debug for HostApps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.apps.iter().map(|a| a.name.as_str()).collect();
+        f.debug_struct("HostApps")
+            .field("apps", &names)
+            .field("selected", &self.selected())
+            .finish()
+    }
+}
+
+impl HostApps {
+    /// No application: every SELECT is answered `6A82`.
+    pub fn new() -> HostApps {
+        HostApps::default()
+    }
+
+    /// The demo host: `"emv"` — [`EmvCard::demo`] on the PPSE and its AID; `"transit"` — a
+    /// [`TransitCard`] holding `transit_balance` on [`TRANSIT_AID`]; `"sweep"` — a
+    /// [`SweepCard`] on the prefix `F0 00 00 00 00 00 00` of every [`sweep_aid`].
+    ///
+    /// [`sweep_aid`]: super::scripts::sweep_aid
+    pub fn demo(transit_balance: u32) -> HostApps {
+        let emv = EmvCard::demo();
+        let emv_aids =
+            [PPSE.as_slice(), emv.aid()].map(|aid| Aid::new(aid).map(|aid| (aid, AidMatch::Exact)));
+        let transit = Aid::new(&TRANSIT_AID).map(|aid| (aid, AidMatch::Exact));
+        let sweep = Aid::new(&[0xF0, 0, 0, 0, 0, 0, 0]).map(|aid| (aid, AidMatch::Prefix));
+        let mut host = HostApps::new();
+        // Every AID above is 5 to 16 octets long.
+        host.register("emv", emv_aids.into_iter().flatten(), emv);
+        host.register("transit", transit, TransitCard::new(transit_balance));
+        host.register("sweep", sweep, SweepCard::new());
+        host
+    }
+
+    /// Add `applet` as `name`, reached by `aids`.
+    pub fn register<T: CardApplet + Any>(
+        &mut self,
+        name: &str,
+        aids: impl IntoIterator<Item = (Aid, AidMatch)>,
+        applet: T,
+    ) {
+        self.apps.push(HostApp {
+            name: name.to_string(),
+            aids: aids.into_iter().collect(),
+            applet: Box::new(applet),
+            apdus: 0,
+        });
+    }
+
+    /// The application registered as `name`, if it is a `T`.
+    pub fn applet<T: Any>(&self, name: &str) -> Option<&T> {
+        self.apps
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.applet.as_any().downcast_ref())
+    }
+
+    /// The selected application's name.
+    pub fn selected(&self) -> Option<&str> {
+        self.selected
+            .and_then(|i| self.apps.get(i))
+            .map(|a| a.name.as_str())
+    }
+
+    /// APDUs (SELECT included) the application `name` answered.
+    pub fn apdus_for(&self, name: &str) -> u64 {
+        self.apps
+            .iter()
+            .find(|a| a.name == name)
+            .map_or(0, |a| a.apdus)
+    }
+
+    /// Forget the selection: the card session ended (see [`ControllerDh::with_session_end`]).
+    pub fn end_session(&mut self) {
+        self.selected = None;
+    }
+
+    /// The application a SELECT of `name` reaches: the longest matching AID, exact first.
+    fn resolve(&self, name: &[u8]) -> Option<usize> {
+        let mut best: Option<(usize, (usize, bool))> = None;
+        for (index, app) in self.apps.iter().enumerate() {
+            for (aid, how) in &app.aids {
+                let aid = aid.as_bytes();
+                let hit = match how {
+                    AidMatch::Exact => name == aid,
+                    AidMatch::Prefix => name.starts_with(aid),
+                    AidMatch::Subset => aid.starts_with(name),
+                };
+                if !hit {
+                    continue;
+                }
+                let score = (aid.len(), *how == AidMatch::Exact);
+                if best.is_none_or(|(_, s)| score > s) {
+                    best = Some((index, score));
+                }
+            }
+        }
+        best.map(|(index, _)| index)
+    }
+
+    fn forward(&mut self, index: usize, command: &[u8]) -> Vec<u8> {
+        match self.apps.get_mut(index) {
+            Some(app) => {
+                app.apdus += 1;
+                app.applet.process(command)
+            }
+            None => status(StatusWord::NO_PRECISE_DIAGNOSIS),
+        }
+    }
+}
+
+impl CardApplet for HostApps {
+    fn process(&mut self, command: &[u8]) -> Vec<u8> {
+        let select = CommandApdu::parse(command)
+            .ok()
+            .and_then(|apdu| select_by_df_name(&apdu).map(|s| self.resolve(s.name)));
+        match (select, self.selected) {
+            (Some(Some(index)), _) => {
+                self.selected = Some(index);
+                self.forward(index, command)
+            }
+            (Some(None), _) => status(StatusWord::FILE_NOT_FOUND),
+            (None, Some(index)) => self.forward(index, command),
+            (None, None) => status(StatusWord::NO_PRECISE_DIAGNOSIS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scripts::{select_aid, sweep_aid, TRANSIT_READ_BALANCE, UNKNOWN_AID};
+
+    fn sw(response: &[u8]) -> Option<StatusWord> {
+        StatusWord::from_response(response)
+    }
+
+    #[test]
+    fn host_apps_route_by_the_selected_aid() {
+        let mut host = HostApps::demo(500);
+        // Before any selection: 6F00.
+        assert_eq!(
+            sw(&host.process(&TRANSIT_READ_BALANCE)),
+            Some(StatusWord::NO_PRECISE_DIAGNOSIS)
+        );
+        // The transit application answers its SELECT with its FCI and stays selected.
+        assert_eq!(
+            sw(&host.process(&select_aid(&TRANSIT_AID))),
+            Some(StatusWord::NO_ERROR)
+        );
+        assert_eq!(host.selected(), Some("transit"));
+        assert_eq!(
+            host.process(&TRANSIT_READ_BALANCE),
+            [0x00, 0x00, 0x01, 0xF4, 0x90, 0x00]
+        );
+        // An unknown AID: 6A82 from the host, the selection unchanged.
+        assert_eq!(
+            sw(&host.process(&select_aid(&UNKNOWN_AID))),
+            Some(StatusWord::FILE_NOT_FOUND)
+        );
+        assert_eq!(host.selected(), Some("transit"));
+        assert_eq!(host.apdus_for("transit"), 2);
+        // A prefix registration takes every longer AID starting with it.
+        assert_eq!(
+            sw(&host.process(&select_aid(&sweep_aid(7)))),
+            Some(StatusWord::NO_ERROR)
+        );
+        assert_eq!(host.selected(), Some("sweep"));
+        assert_eq!(
+            host.applet::<SweepCard>("sweep").map(SweepCard::selects),
+            Some(1)
+        );
+        assert!(host.applet::<TransitCard>("sweep").is_none());
+        host.end_session();
+        assert_eq!(host.selected(), None);
+    }
+
+    #[test]
+    fn the_longest_registered_aid_wins_and_exact_beats_prefix() {
+        let aid = |bytes: &[u8]| Aid::new(bytes).unwrap();
+        let named = |name: &'static str| move |_: &[u8]| name.as_bytes().to_vec();
+        let mut host = HostApps::new();
+        host.register(
+            "short",
+            [(aid(&[0xA0, 0, 0, 0, 4]), AidMatch::Prefix)],
+            named("short"),
+        );
+        host.register(
+            "long",
+            [(aid(&[0xA0, 0, 0, 0, 4, 0x10]), AidMatch::Prefix)],
+            named("long"),
+        );
+        host.register(
+            "exact",
+            [(aid(&[0xA0, 0, 0, 0, 4, 0x10]), AidMatch::Exact)],
+            named("exact"),
+        );
+        host.register(
+            "subset",
+            [(aid(&[0xB0, 1, 2, 3, 4, 5, 6, 7]), AidMatch::Subset)],
+            named("subset"),
+        );
+        let select = |host: &mut HostApps, name: &[u8]| host.process(&select_aid(name));
+        assert_eq!(select(&mut host, &[0xA0, 0, 0, 0, 4, 0x10]), b"exact");
+        assert_eq!(select(&mut host, &[0xA0, 0, 0, 0, 4, 0x10, 0x10]), b"long");
+        assert_eq!(select(&mut host, &[0xA0, 0, 0, 0, 4, 0x20]), b"short");
+        // A truncated name reaches the application registered with the whole AID.
+        assert_eq!(select(&mut host, &[0xB0, 1, 2, 3, 4]), b"subset");
+        assert_eq!(
+            sw(&select(&mut host, &[0xA0, 0, 0, 0, 3])),
+            Some(StatusWord::FILE_NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn controller_dh_answers_the_first_command_of_a_pn7150() {
+        let dh = ControllerDh::new(Config::default(), HostApps::demo(0));
+        let mut h = Harness::new(dh, crate::sim::Nfcc::pn7150());
+        h.run_until_idle().unwrap();
+        assert_eq!(h.trace()[0].bytes, [0x20, 0x00, 0x01, 0x01]);
+        assert_eq!(h.dh.controller().state(), State::Discovery);
+        assert_eq!(h.dh.last_ready_at(), Some(Instant::ZERO));
+        // Every packet it sent was counted; no timer fired on a healthy start-up.
+        let sent = h
+            .trace()
+            .iter()
+            .filter(|e| e.direction == Direction::DhToNfcc)
+            .count();
+        assert_eq!(h.dh.transmits(), sent as u64);
+        assert_eq!(h.dh.timeouts(), 0);
+        assert_eq!(
+            h.dh.timeline().last().map(|t| t.state),
+            Some(State::Discovery)
+        );
     }
 }

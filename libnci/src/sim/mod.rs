@@ -29,7 +29,8 @@ pub use bus::{BusSpeed, BusStats, Direction, I2cBus};
 pub use cards::{CardApplet, EmvCard, SweepCard, TransitCard};
 pub use fault::{Fault, FaultInjector, Trigger};
 pub use harness::{
-    nci2_setup, pn7150_setup, DhEndpoint, Harness, HarnessError, ScriptedDh, TraceEntry,
+    nci2_setup, pn7150_setup, ControllerDh, DhEndpoint, DhRecord, DhTimelineEntry, Harness,
+    HarnessError, HostApps, HostExchange, ScriptedDh, TraceEntry,
 };
 pub use nfcc::{Nfcc, NfccConfig, NfccEndpoint, Profile, RfError, RfEvent, RfState, Transmit};
 pub use reader::{ApduRecord, Reader, ReaderConfig, TapEnd, TapOutcome, TapReport};

@@ -1300,12 +1300,12 @@ impl Nfcc {
             0x00,
         ];
         if mode == RfTechMode::NfcBPassiveListen {
-            // Activation parameters for NFC-B/ISO-DEP listen mode (NCI 1.0 §8.3.2.2): the
-            // ATTRIB command the reader sent, without its CRC: 1D, NFCID0, Param 1 (default
-            // TR0/TR1, EOF/SOF required), Param 2 (FSDI 8 = 256 octets, 106 kbit/s),
-            // Param 3 (ISO/IEC 14443-4 compliant), Param 4 (CID 0).
+            // Activation parameters for NFC-B/ISO-DEP listen mode (NCI 1.0 §8.3.2.2, Table
+            // 79): the ATTRIB command the reader sent from its Byte 2 on — without the `1D`
+            // command code and without CRC: NFCID0, Param 1 (default TR0/TR1, EOF/SOF
+            // required), Param 2 (FSDI 8 = 256 octets, 106 kbit/s), Param 3 (ISO/IEC 14443-4
+            // compliant), Param 4 (CID 0).
             let attrib = [
-                0x1D,
                 self.config.nfcid0[0],
                 self.config.nfcid0[1],
                 self.config.nfcid0[2],

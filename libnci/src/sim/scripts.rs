@@ -8,20 +8,57 @@
 //! - [`emv`]: SELECT PPSE → SELECT the AID from the FCI → GET PROCESSING OPTIONS with PDOL data
 //!   → READ RECORD per AFL → GENERATE AC; records the application cryptogram (EMV Book 3
 //!   §10, EMV Contactless Book B for PPSE).
-//! - [`transit`]: SELECT the transit application → READ BALANCE → DEBIT the fare.
+//! - [`transit`]: SELECT the transit application → READ BALANCE → DEBIT the fare; checks
+//!   the receipt's balance and counter and records its signature.
 //! - [`sweep256`]: SELECT 256 eight-octet AIDs ([`sweep_aid`]) in one activation, each 9000.
 //! - [`unknown_aid`]: SELECT [`UNKNOWN_AID`], expects 6A82.
 //!
+//! # The EMV contactless flow
+//!
+//! What [`emv`] sends and what it takes from each answer. A card application that answers this
+//! way completes the script: the payment wallet of `nfcd-wallets` and the demo
+//! [`EmvCard`](super::cards::EmvCard) both do, with different data objects. Like a real
+//! terminal, the script assumes nothing about the card beyond this flow: the AID, the PDOL, the
+//! records to read and the CDOL1 all come from the card's own data objects.
+//!
+//! | step | C-APDU | the card answers (then `9000`) | the terminal takes |
+//! |---|---|---|---|
+//! | SELECT PPSE | [`SELECT_PPSE`] | FCI `6F { 84 "2PAY.SYS.DDF01", A5 { BF0C { 61 { 4F AID, 50 label, 87 priority } … } } }` | the `4F` of the `61` entry with the highest priority |
+//! | SELECT AID | [`select_aid`] | FCI `6F { 84 AID, A5 { 9F38 PDOL, … } }` | the PDOL; none is an empty one |
+//! | GET PROCESSING OPTIONS | [`get_processing_options`]: `83` with the PDOL data | `77 { 82 AIP, 94 AFL, … }` (format 2) or `80` AIP ‖ AFL (format 1) | AIP, AFL |
+//! | READ RECORD | [`read_record`] for each record of each AFL entry, in order | `70 { … }` | CDOL1 (`8C`), from whichever record holds it |
+//! | GENERATE AC | [`generate_ac`]: ARQC requested, with the CDOL1 data | `77 { 9F27 CID, 9F36 ATC, 9F26 AC, … }` or `80` CID ‖ ATC ‖ AC ‖ IAD | CID, ATC, cryptogram |
+//!
+//! - Priority (EMV Book B §3.3, Book 1 §12.2.3): the low nibble of `87`, 1 highest; `0` or no
+//!   `87` ranks last; equal ranks keep the card's order.
+//! - DOL data (EMV Book 3 §5.4): the terminal's value of each listed tag ([`EmvParams`]; the
+//!   same unpredictable number in the PDOL and the CDOL1 data), fitted to the length the card
+//!   asks for — numeric (`n`) values lose leading octets or gain leading zeros, the others lose
+//!   trailing octets or gain trailing zeros — and zeros for tags the terminal has no value for
+//!   (the TVR `95` among them: this terminal has nothing to report).
+//! - Any status word but `9000` ends the tap. The cryptogram is the card's and its issuer's
+//!   business: the script records it and does not check it.
+//!
 //! # The transit application's commands
 //!
-//! The transit wallet elsewhere in the project implements exactly these (proprietary class
-//! `80`, ISO/IEC 7816-4 §5.4.1):
+//! Defined here once, for the transit wallet (`nfcd-wallets`, which signs receipts), the demo
+//! [`TransitCard`](super::cards::TransitCard) and the [`transit`] gate. Proprietary class `80`
+//! (ISO/IEC 7816-4 §5.4.1); all numbers unsigned big-endian, money in cents, time in Unix
+//! seconds.
 //!
-//! | command | bytes | response |
+//! | command | C-APDU | response data, then `9000` |
 //! |---|---|---|
-//! | SELECT | `00 A4 04 00 08` [`TRANSIT_AID`] `00` | FCI, `9000` |
-//! | READ BALANCE | [`TRANSIT_READ_BALANCE`] = `80 5C 00 00 04` | balance (4 octets, big-endian, minor units), `9000` |
-//! | DEBIT | `80 54 00 00 04` amount (4 octets, big-endian) `04` ([`transit_debit`]) | new balance (4 octets), `9000`; [`TRANSIT_SW_INSUFFICIENT_FUNDS`] when the balance is short |
+//! | SELECT | `00 A4 04 00 0C` [`TRANSIT_AID`] `00` ([`select_aid`]) | FCI `6F { 84 AID, … }` |
+//! | READ BALANCE | [`TRANSIT_READ_BALANCE`] = `80 5C 00 00 08` | [`TransitBalanceRepr`]: balance (4) ‖ counter (4) |
+//! | DEBIT | `80 54 00 00 10` [`TransitDebitRepr`]: fare (4) ‖ gate id (8) ‖ timestamp (4), `48` ([`transit_debit`]) | [`TransitReceiptRepr`]: new balance (4) ‖ counter (4) ‖ signature (64) |
+//! | GET PUBLIC KEY | [`TRANSIT_GET_PUBLIC_KEY`] = `80 CA DF 20 41` | `04 ‖ X ‖ Y` (65) |
+//!
+//! The counter is the number of debits so far; a DEBIT adds one. The receipt signature is
+//! ECDSA P-256 / SHA-256 in fixed `r ‖ s` form over [`transit_receipt_message`]: gate id ‖
+//! fare ‖ new balance ‖ counter ‖ timestamp (24 octets), verifiable with the GET PUBLIC KEY
+//! point. Status words: [`TRANSIT_SW_INSUFFICIENT_FUNDS`] (`6985`) and
+//! [`TRANSIT_SW_NOT_STORED`] (`6581`) leave balance and counter unchanged; `6700` wrong Lc,
+//! `6A86` P1-P2 not `0000`, `6A88` other GET DATA tags, `6D00` other INS, `6E00` other CLA.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -178,7 +215,10 @@ pub fn generate_ac(cdol_data: &[u8]) -> Vec<u8> {
     apdu
 }
 
-/// Terminal side of an EMV transaction.
+/// Terminal side of an EMV transaction. Besides these, the terminal answers a DOL with fixed
+/// values for terminal transaction qualifiers (`9F66` = `36004000`: contactless EMV mode,
+/// online capable) and terminal type (`9F35` = `22`: attended, online with offline
+/// capability), and zeros for anything else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmvParams {
     /// Amount authorised, minor units (tag 9F02, n12).
@@ -222,38 +262,85 @@ pub fn bcd(value: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// The terminal's value for a DOL entry, fitted to `len` octets (numeric values keep their
-/// rightmost octets or are left-padded with zeros; unknown tags are zeros).
-fn terminal_value(params: &EmvParams, unpredictable: [u8; 4], tag: u32, len: usize) -> Vec<u8> {
-    let natural: Vec<u8> = match tag {
-        0x9F02 => bcd(params.amount, 6),
-        0x9F03 => vec![0; 6],
-        0x9F1A => params.country.to_be_bytes().to_vec(),
-        0x5F2A => params.currency.to_be_bytes().to_vec(),
-        0x9A => params.date.to_vec(),
-        0x9C => vec![params.transaction_type],
-        0x9F37 => unpredictable.to_vec(),
-        // Terminal transaction qualifiers: contactless EMV mode, online capable.
-        0x9F66 => vec![0x36, 0x00, 0x40, 0x00],
-        // Terminal type: attended, online with offline capability, merchant.
-        0x9F35 => vec![0x22],
-        _ => Vec::new(),
-    };
-    if natural.len() >= len {
-        natural[natural.len() - len..].to_vec()
-    } else {
-        let mut out = vec![0; len - natural.len()];
-        out.extend_from_slice(&natural);
-        out
+/// How a DOL value is fitted to the length a card asks for (EMV Book 3 §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DolFormat {
+    /// Format `n`: right-aligned, so leading octets are cut or zeros added in front.
+    Numeric,
+    /// Formats `b`, `an`, …: left-aligned, so trailing octets are cut or zeros appended.
+    Other,
+}
+
+/// The terminal's value for a DOL entry and its format; empty for tags it has no value for.
+fn terminal_value(params: &EmvParams, unpredictable: [u8; 4], tag: u32) -> (Vec<u8>, DolFormat) {
+    use DolFormat::{Numeric, Other};
+    match tag {
+        0x9F02 => (bcd(params.amount, 6), Numeric),
+        0x9F03 => (vec![0; 6], Numeric),
+        0x9F1A => (params.country.to_be_bytes().to_vec(), Numeric),
+        0x5F2A => (params.currency.to_be_bytes().to_vec(), Numeric),
+        0x9A => (params.date.to_vec(), Numeric),
+        0x9C => (vec![params.transaction_type], Numeric),
+        0x9F35 => (vec![0x22], Numeric),
+        0x9F37 => (unpredictable.to_vec(), Other),
+        0x9F66 => (vec![0x36, 0x00, 0x40, 0x00], Other),
+        _ => (Vec::new(), Other),
     }
 }
 
-fn dol_data(params: &EmvParams, unpredictable: [u8; 4], dol: &[u8]) -> Result<Vec<u8>, String> {
-    let entries = tlv::parse_dol(dol).ok_or("malformed DOL")?;
-    Ok(entries
-        .into_iter()
-        .flat_map(|(tag, len)| terminal_value(params, unpredictable, tag, len))
+/// `value` fitted to `len` octets the way `format` says (EMV Book 3 §5.4).
+fn fit(value: &[u8], len: usize, format: DolFormat) -> Vec<u8> {
+    let mut out = vec![0; len];
+    let n = value.len().min(len);
+    match format {
+        DolFormat::Numeric => out[len - n..].copy_from_slice(&value[value.len() - n..]),
+        DolFormat::Other => out[..n].copy_from_slice(&value[..n]),
+    }
+    out
+}
+
+/// The DOL related data for `dol`, at most `max` octets (what the command can carry).
+fn dol_data(
+    params: &EmvParams,
+    unpredictable: [u8; 4],
+    dol: &[u8],
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    let dol = tlv::Dol::new_checked(dol).map_err(|e| format!("malformed DOL: {e}"))?;
+    if dol.data_len() > max {
+        return Err(format!(
+            "DOL asks for {} octets, more than the {max} the command carries",
+            dol.data_len()
+        ));
+    }
+    Ok(dol
+        .entries()
+        .map_while(Result::ok)
+        .flat_map(|entry| {
+            let (value, format) = terminal_value(params, unpredictable, entry.tag);
+            fit(&value, entry.len, format)
+        })
         .collect())
+}
+
+/// The AID of the directory entry (`61`) a terminal picks from a PPSE FCI: highest priority
+/// (`87` low nibble, 1 first; 0 or none last), the card's order among equals.
+fn ppse_choice(fci: &[u8]) -> Option<&[u8]> {
+    let directory = tlv::find_path(fci, &[0x6F, 0xA5, 0xBF0C])?;
+    tlv::iter(directory)
+        .map_while(Result::ok)
+        .filter(|entry| entry.tag == 0x61)
+        .filter_map(|entry| {
+            let aid = tlv::find(entry.value, 0x4F)?;
+            let priority = match tlv::find(entry.value, 0x87) {
+                Some([p, ..]) if p & 0x0F != 0 => p & 0x0F,
+                _ => 0x10,
+            };
+            Some((priority, aid))
+        })
+        .enumerate()
+        .min_by_key(|&(order, (priority, _))| (priority, order))
+        .map(|(_, (_, aid))| aid)
 }
 
 fn last_response_data(records: &[ApduRecord]) -> Result<&[u8], String> {
@@ -277,7 +364,7 @@ pub fn emv(params: &EmvParams) -> Script {
             Step::send(SELECT_PPSE, Expect::OK),
             Step::decide(move |records, values| {
                 let fci = last_response_data(records)?;
-                let aid = tlv::find(fci, 0x4F).ok_or("PPSE FCI lists no application (4F)")?;
+                let aid = ppse_choice(fci).ok_or("PPSE FCI lists no application (4F)")?;
                 values.insert("aid".to_string(), aid.to_vec());
                 let params = params.clone();
                 Ok(vec![
@@ -295,10 +382,11 @@ fn emv_gpo(
     values: &mut Values,
 ) -> Result<Vec<Step>, String> {
     let fci = last_response_data(records)?;
-    let pdol = tlv::find(fci, 0x9F38).unwrap_or(&[]);
+    let pdol = tlv::find_path(fci, &[0x6F, 0xA5, 0x9F38]).unwrap_or(&[]);
     let unpredictable = XorShift64::new(params.seed).next_u32().to_be_bytes();
     values.insert("unpredictable_number".to_string(), unpredictable.to_vec());
-    let data = dol_data(params, unpredictable, pdol)?;
+    // Lc holds 255 octets: 83, the length (81 xx beyond 127 octets), the data.
+    let data = dol_data(params, unpredictable, pdol, 252)?;
     let params = params.clone();
     Ok(vec![
         Step::send(get_processing_options(&data), Expect::OK),
@@ -314,11 +402,11 @@ fn emv_read_records(
     let data = last_response_data(records)?;
     // Format 2 (template 77) or format 1 (template 80: AIP then AFL), EMV Book 3 §6.5.8.4.
     let (aip, afl) = match tlv::iter(data).next() {
-        Some(t) if t.tag == 0x77 => (
+        Some(Ok(t)) if t.tag == 0x77 => (
             tlv::find(t.value, 0x82).ok_or("GPO response without AIP (82)")?,
             tlv::find(t.value, 0x94).ok_or("GPO response without AFL (94)")?,
         ),
-        Some(t) if t.tag == 0x80 && t.value.len() >= 2 => t.value.split_at(2),
+        Some(Ok(t)) if t.tag == 0x80 && t.value.len() >= 2 => t.value.split_at(2),
         _ => return Err("GPO response is neither format 1 nor format 2".to_string()),
     };
     values.insert("aip".to_string(), aip.to_vec());
@@ -328,8 +416,9 @@ fn emv_read_records(
     }
     let mut steps = Vec::new();
     for entry in afl.chunks_exact(4) {
+        // SFI in b8-b4 (1 to 30), first and last record, records for offline authentication.
         let (sfi, first, last) = (entry[0] >> 3, entry[1], entry[2]);
-        if sfi == 0 || first == 0 || last < first {
+        if !(1..=30).contains(&sfi) || first == 0 || last < first {
             return Err(format!("malformed AFL entry {}", Hex(entry)));
         }
         for record in first..=last {
@@ -351,19 +440,21 @@ fn emv_generate_ac(
     let cdol1 = records
         .iter()
         .filter(|r| r.cmd.get(1) == Some(&0xB2))
-        .find_map(|r| split_response(&r.rsp).and_then(|(data, _)| tlv::find(data, 0x8C)))
+        .find_map(|r| {
+            split_response(&r.rsp).and_then(|(data, _)| tlv::find_path(data, &[0x70, 0x8C]))
+        })
         .ok_or("no record holds CDOL1 (8C)")?;
     let unpredictable: [u8; 4] = values
         .get("unpredictable_number")
         .and_then(|v| v.as_slice().try_into().ok())
         .ok_or("unpredictable number missing")?;
-    let data = dol_data(params, unpredictable, cdol1)?;
+    let data = dol_data(params, unpredictable, cdol1, 255)?;
     Ok(vec![
         Step::send(generate_ac(&data), Expect::OK),
         Step::decide(|records, values| {
             let data = last_response_data(records)?;
             match tlv::iter(data).next() {
-                Some(t) if t.tag == 0x77 => {
+                Some(Ok(t)) if t.tag == 0x77 => {
                     for (tag, name) in [(0x9F26, "cryptogram"), (0x9F27, "cid"), (0x9F36, "atc")] {
                         let value = tlv::find(t.value, tag)
                             .ok_or_else(|| format!("GENERATE AC response without {tag:X}"))?;
@@ -371,7 +462,7 @@ fn emv_generate_ac(
                     }
                 }
                 // Format 1: CID (1), ATC (2), cryptogram (8), issuer application data.
-                Some(t) if t.tag == 0x80 && t.value.len() >= 11 => {
+                Some(Ok(t)) if t.tag == 0x80 && t.value.len() >= 11 => {
                     values.insert("cid".to_string(), t.value[..1].to_vec());
                     values.insert("atc".to_string(), t.value[1..3].to_vec());
                     values.insert("cryptogram".to_string(), t.value[3..11].to_vec());
@@ -385,66 +476,262 @@ fn emv_generate_ac(
 
 // ---- Transit ------------------------------------------------------------------------------
 
-/// AID of the demo transit application: proprietary category `F` (ISO/IEC 7816-5), then
-/// "NFCDTR1".
-pub const TRANSIT_AID: [u8; 8] = [0xF0, 0x4E, 0x46, 0x43, 0x44, 0x54, 0x52, 0x31];
-/// Class byte of the transit commands (proprietary).
+/// AID of the transit application: `F0` (ISO/IEC 7816-5 category F: proprietary, unregistered)
+/// followed by `NFCDTRANSIT` in ASCII; `F04E4643445452414E534954`, 12 octets.
+pub const TRANSIT_AID: [u8; 12] = *b"\xF0NFCDTRANSIT";
+/// Class byte of the transit commands: proprietary (ISO/IEC 7816-4 §5.4.1, b8 set).
 pub const TRANSIT_CLA: u8 = 0x80;
 /// INS of READ BALANCE.
 pub const TRANSIT_INS_READ_BALANCE: u8 = 0x5C;
 /// INS of DEBIT.
 pub const TRANSIT_INS_DEBIT: u8 = 0x54;
-/// READ BALANCE: case 2, Le 4.
-pub const TRANSIT_READ_BALANCE: [u8; 5] = [TRANSIT_CLA, TRANSIT_INS_READ_BALANCE, 0x00, 0x00, 0x04];
-/// The fare the gate debits, minor units.
+/// INS of GET DATA (the ISO/IEC 7816-4 §11.4.3 code, under the proprietary class), used for
+/// the receipt-signing public key.
+pub const TRANSIT_INS_GET_DATA: u8 = 0xCA;
+/// GET DATA tag (P1-P2) of the receipt-signing public key.
+pub const TRANSIT_TAG_PUBLIC_KEY: u16 = 0xDF20;
+/// Length of the public key: an uncompressed P-256 point `04 ‖ X ‖ Y` (SEC 1 §2.3.3).
+pub const TRANSIT_PUBLIC_KEY_LEN: usize = 65;
+/// Length of a receipt signature: ECDSA P-256 in fixed `r ‖ s` form.
+pub const TRANSIT_SIGNATURE_LEN: usize = 64;
+/// READ BALANCE: case 2, Le 8 ([`TransitBalanceRepr::LEN`]).
+pub const TRANSIT_READ_BALANCE: [u8; 5] = [
+    TRANSIT_CLA,
+    TRANSIT_INS_READ_BALANCE,
+    0x00,
+    0x00,
+    TransitBalanceRepr::LEN as u8,
+];
+/// GET PUBLIC KEY: GET DATA `DF20`, case 2, Le 65.
+pub const TRANSIT_GET_PUBLIC_KEY: [u8; 5] = [
+    TRANSIT_CLA,
+    TRANSIT_INS_GET_DATA,
+    0xDF,
+    0x20,
+    TRANSIT_PUBLIC_KEY_LEN as u8,
+];
+/// The fare the demo gate debits ([`TransitDebitRepr::default`]), in cents.
 pub const TRANSIT_FARE: u32 = 250;
-/// Status word of a DEBIT larger than the balance: conditions of use not satisfied.
+/// DEBIT of more than the balance (or with the debit counter exhausted): conditions of use not
+/// satisfied (ISO/IEC 7816-4 §5.6). Nothing is debited.
 pub const TRANSIT_SW_INSUFFICIENT_FUNDS: StatusWord = StatusWord::CONDITIONS_NOT_SATISFIED;
+/// DEBIT whose new state the card could not store: memory failure `6581` (ISO/IEC 7816-4 §5.6).
+/// Nothing is debited.
+pub const TRANSIT_SW_NOT_STORED: StatusWord = StatusWord(0x6581);
 
-/// DEBIT `amount`: case 4, Lc 4, Le 4.
-pub fn transit_debit(amount: u32) -> [u8; 10] {
-    let a = amount.to_be_bytes();
-    [
+/// Balance and debit counter: the response data of READ BALANCE, and the first eight octets of
+/// a DEBIT receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitBalanceRepr {
+    /// Stored value, cents.
+    pub balance: u32,
+    /// Debits so far.
+    pub counter: u32,
+}
+
+impl TransitBalanceRepr {
+    /// Encoded length: balance (4) ‖ counter (4).
+    pub const LEN: usize = 8;
+
+    /// Reads exactly [`Self::LEN`] octets.
+    pub fn parse(data: &[u8]) -> Option<TransitBalanceRepr> {
+        let (balance, counter) = <&[u8; Self::LEN]>::try_from(data).ok()?.split_at(4);
+        Some(TransitBalanceRepr {
+            balance: u32::from_be_bytes(balance.try_into().ok()?),
+            counter: u32::from_be_bytes(counter.try_into().ok()?),
+        })
+    }
+
+    /// The state after a DEBIT of `fare`: balance less the fare, counter plus one. `None` when
+    /// the balance is short or the counter exhausted: the card answers
+    /// [`TRANSIT_SW_INSUFFICIENT_FUNDS`] and keeps its state.
+    pub fn debited(&self, fare: u32) -> Option<TransitBalanceRepr> {
+        Some(TransitBalanceRepr {
+            balance: self.balance.checked_sub(fare)?,
+            counter: self.counter.checked_add(1)?,
+        })
+    }
+
+    /// The octets: balance ‖ counter, big-endian.
+    pub fn emit(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..4].copy_from_slice(&self.balance.to_be_bytes());
+        out[4..].copy_from_slice(&self.counter.to_be_bytes());
+        out
+    }
+}
+
+/// What a gate debits: the command data of DEBIT, and the gate side of a [`transit`] tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitDebitRepr {
+    /// Fare, cents.
+    pub fare: u32,
+    /// The gate's identity, as the receipt will name it.
+    pub gate_id: [u8; 8],
+    /// The gate's clock, Unix seconds.
+    pub timestamp: u32,
+}
+
+impl Default for TransitDebitRepr {
+    /// The demo gate: [`TRANSIT_FARE`] at gate `NFCDGATE`, at 2026-01-01T00:00:00Z (simulated
+    /// gates have no clock of their own).
+    fn default() -> Self {
+        TransitDebitRepr {
+            fare: TRANSIT_FARE,
+            gate_id: *b"NFCDGATE",
+            timestamp: 1_767_225_600,
+        }
+    }
+}
+
+impl TransitDebitRepr {
+    /// Encoded length: fare (4) ‖ gate id (8) ‖ timestamp (4).
+    pub const LEN: usize = 16;
+
+    /// Reads exactly [`Self::LEN`] octets.
+    pub fn parse(data: &[u8]) -> Option<TransitDebitRepr> {
+        let data = <&[u8; Self::LEN]>::try_from(data).ok()?;
+        let (fare, rest) = data.split_at(4);
+        let (gate_id, timestamp) = rest.split_at(8);
+        Some(TransitDebitRepr {
+            fare: u32::from_be_bytes(fare.try_into().ok()?),
+            gate_id: gate_id.try_into().ok()?,
+            timestamp: u32::from_be_bytes(timestamp.try_into().ok()?),
+        })
+    }
+
+    /// The octets: fare ‖ gate id ‖ timestamp, numbers big-endian.
+    pub fn emit(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..4].copy_from_slice(&self.fare.to_be_bytes());
+        out[4..12].copy_from_slice(&self.gate_id);
+        out[12..].copy_from_slice(&self.timestamp.to_be_bytes());
+        out
+    }
+}
+
+/// The answer to a DEBIT: the state after it and the card's signature over
+/// [`transit_receipt_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitReceiptRepr {
+    /// Balance and counter after the debit.
+    pub after: TransitBalanceRepr,
+    /// ECDSA P-256 / SHA-256 signature, fixed `r ‖ s`. All zero from a card that cannot sign
+    /// (the demo [`TransitCard`](super::cards::TransitCard)).
+    pub signature: [u8; TRANSIT_SIGNATURE_LEN],
+}
+
+impl TransitReceiptRepr {
+    /// Encoded length: balance (4) ‖ counter (4) ‖ signature (64).
+    pub const LEN: usize = TransitBalanceRepr::LEN + TRANSIT_SIGNATURE_LEN;
+
+    /// Reads exactly [`Self::LEN`] octets.
+    pub fn parse(data: &[u8]) -> Option<TransitReceiptRepr> {
+        if data.len() != Self::LEN {
+            return None;
+        }
+        let (after, signature) = data.split_at(TransitBalanceRepr::LEN);
+        Some(TransitReceiptRepr {
+            after: TransitBalanceRepr::parse(after)?,
+            signature: signature.try_into().ok()?,
+        })
+    }
+
+    /// The octets: balance ‖ counter ‖ signature.
+    pub fn emit(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..TransitBalanceRepr::LEN].copy_from_slice(&self.after.emit());
+        out[TransitBalanceRepr::LEN..].copy_from_slice(&self.signature);
+        out
+    }
+}
+
+/// DEBIT: `80 54 00 00 10` [`TransitDebitRepr`] `48` (case 4, Le 72 = [`TransitReceiptRepr::LEN`]).
+pub fn transit_debit(debit: &TransitDebitRepr) -> [u8; 5 + TransitDebitRepr::LEN + 1] {
+    let mut apdu = [0; 5 + TransitDebitRepr::LEN + 1];
+    apdu[..5].copy_from_slice(&[
         TRANSIT_CLA,
         TRANSIT_INS_DEBIT,
         0x00,
         0x00,
-        0x04,
-        a[0],
-        a[1],
-        a[2],
-        a[3],
-        0x04,
-    ]
+        TransitDebitRepr::LEN as u8,
+    ]);
+    apdu[5..5 + TransitDebitRepr::LEN].copy_from_slice(&debit.emit());
+    apdu[5 + TransitDebitRepr::LEN] = TransitReceiptRepr::LEN as u8;
+    apdu
 }
 
-fn balance_of(records: &[ApduRecord]) -> Result<u32, String> {
+/// The 24 octets a receipt signature covers: gate id (8) ‖ fare (4) ‖ new balance (4) ‖
+/// counter (4) ‖ timestamp (4), numbers big-endian.
+pub fn transit_receipt_message(debit: &TransitDebitRepr, after: &TransitBalanceRepr) -> [u8; 24] {
+    let mut message = [0u8; 24];
+    message[..8].copy_from_slice(&debit.gate_id);
+    message[8..12].copy_from_slice(&debit.fare.to_be_bytes());
+    message[12..20].copy_from_slice(&after.emit());
+    message[20..].copy_from_slice(&debit.timestamp.to_be_bytes());
+    message
+}
+
+fn response_data_as<T>(
+    records: &[ApduRecord],
+    what: &str,
+    parse: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<T, String> {
     let data = last_response_data(records)?;
-    let bytes: [u8; 4] = data.try_into().map_err(|_| "balance is not 4 octets")?;
-    Ok(u32::from_be_bytes(bytes))
+    parse(data).ok_or_else(|| format!("{what} response of {} octets is malformed", data.len()))
 }
 
-/// The transit gate: SELECT, READ BALANCE, DEBIT [`TRANSIT_FARE`]. Values recorded:
-/// `balance_before`, `balance_after` (4 octets each); fails when the new balance is not the
-/// old one minus the fare.
-pub fn transit() -> Script {
+/// The transit gate: SELECT [`TRANSIT_AID`], READ BALANCE, DEBIT as `debit` says.
+///
+/// Fails when the receipt's balance is not the old one minus the fare or its counter is not the
+/// old one plus one. It does not check the signature (that needs the card's public key and
+/// ECDSA, which a gate's back office has and this crate does not): it records what a verifier
+/// needs. Values recorded: `balance_before`, `counter_before`, `balance_after`,
+/// `counter_after` (4 octets each), `receipt_message` ([`transit_receipt_message`], 24 octets)
+/// and `receipt_signature` (64 octets).
+pub fn transit(debit: &TransitDebitRepr) -> Script {
+    let debit = *debit;
     Script {
         name: "transit".to_string(),
         steps: vec![
             Step::send(select_aid(&TRANSIT_AID), Expect::OK),
             Step::send(TRANSIT_READ_BALANCE, Expect::OK),
-            Step::decide(|records, values| {
-                let before = balance_of(records)?;
-                values.insert("balance_before".to_string(), before.to_be_bytes().to_vec());
+            Step::decide(move |records, values| {
+                let before = response_data_as(records, "READ BALANCE", TransitBalanceRepr::parse)?;
+                values.insert(
+                    "balance_before".to_string(),
+                    before.balance.to_be_bytes().to_vec(),
+                );
+                values.insert(
+                    "counter_before".to_string(),
+                    before.counter.to_be_bytes().to_vec(),
+                );
                 Ok(vec![
-                    Step::send(transit_debit(TRANSIT_FARE), Expect::OK),
+                    Step::send(transit_debit(&debit), Expect::OK),
                     Step::decide(move |records, values| {
-                        let after = balance_of(records)?;
-                        values.insert("balance_after".to_string(), after.to_be_bytes().to_vec());
-                        if before.checked_sub(TRANSIT_FARE) == Some(after) {
+                        let receipt =
+                            response_data_as(records, "DEBIT", TransitReceiptRepr::parse)?;
+                        let after = receipt.after;
+                        values.insert(
+                            "balance_after".to_string(),
+                            after.balance.to_be_bytes().to_vec(),
+                        );
+                        values.insert(
+                            "counter_after".to_string(),
+                            after.counter.to_be_bytes().to_vec(),
+                        );
+                        values.insert(
+                            "receipt_message".to_string(),
+                            transit_receipt_message(&debit, &after).to_vec(),
+                        );
+                        values.insert("receipt_signature".to_string(), receipt.signature.to_vec());
+                        if Some(after) == before.debited(debit.fare) {
                             Ok(Vec::new())
                         } else {
-                            Err(format!("balance {before} − fare {TRANSIT_FARE} ≠ {after}"))
+                            Err(format!(
+                                "DEBIT {} on balance {} counter {}: receipt says balance {} counter {}",
+                                debit.fare, before.balance, before.counter, after.balance, after.counter
+                            ))
                         }
                     }),
                 ])
@@ -492,14 +779,68 @@ mod tests {
     fn command_bytes() {
         assert_eq!(select_aid(PPSE), SELECT_PPSE);
         assert_eq!(read_record(2, 1), [0x00, 0xB2, 0x01, 0x14, 0x00]);
+        // DEBIT 2.50 at gate "NFCDGATE", 2026-01-01T00:00:00Z, Le 72.
+        let mut debit = vec![0x80, 0x54, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0xFA];
+        debit.extend_from_slice(b"NFCDGATE");
+        debit.extend_from_slice(&[0x69, 0x55, 0xB9, 0x00, 0x48]);
+        assert_eq!(transit_debit(&TransitDebitRepr::default())[..], debit[..]);
+        assert_eq!(TRANSIT_READ_BALANCE, [0x80, 0x5C, 0x00, 0x00, 0x08]);
+        assert_eq!(TRANSIT_GET_PUBLIC_KEY, [0x80, 0xCA, 0xDF, 0x20, 0x41]);
         assert_eq!(
-            transit_debit(TRANSIT_FARE),
-            [0x80, 0x54, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xFA, 0x04]
+            select_aid(&TRANSIT_AID),
+            [
+                0x00, 0xA4, 0x04, 0x00, 0x0C, 0xF0, 0x4E, 0x46, 0x43, 0x44, 0x54, 0x52, 0x41, 0x4E,
+                0x53, 0x49, 0x54, 0x00
+            ]
         );
         assert_eq!(
             get_processing_options(&[0xAA, 0xBB]),
             [0x80, 0xA8, 0x00, 0x00, 0x04, 0x83, 0x02, 0xAA, 0xBB, 0x00]
         );
+    }
+
+    #[test]
+    fn transit_reprs_round_trip() {
+        let debit = TransitDebitRepr {
+            fare: 275,
+            gate_id: *b"GATE0042",
+            timestamp: 0x0102_0304,
+        };
+        assert_eq!(TransitDebitRepr::parse(&debit.emit()), Some(debit));
+        assert_eq!(TransitDebitRepr::parse(&debit.emit()[..15]), None);
+        // READ BALANCE data: 17.25, counter 1.
+        let after = TransitBalanceRepr {
+            balance: 1_725,
+            counter: 1,
+        };
+        assert_eq!(
+            after.emit(),
+            [0x00, 0x00, 0x06, 0xBD, 0x00, 0x00, 0x00, 0x01]
+        );
+        assert_eq!(TransitBalanceRepr::parse(&after.emit()), Some(after));
+        assert_eq!(TransitBalanceRepr::parse(&[0; 9]), None);
+        // A debit takes the fare and counts one; a short balance or a full counter refuse it.
+        let before = TransitBalanceRepr {
+            balance: 2_000,
+            counter: 0,
+        };
+        assert_eq!(before.debited(275), Some(after));
+        assert_eq!(before.debited(2_001), None);
+        let full = TransitBalanceRepr {
+            counter: u32::MAX,
+            ..before
+        };
+        assert_eq!(full.debited(1), None);
+        let receipt = TransitReceiptRepr {
+            after,
+            signature: [0x5A; TRANSIT_SIGNATURE_LEN],
+        };
+        assert_eq!(TransitReceiptRepr::parse(&receipt.emit()), Some(receipt));
+        assert_eq!(TransitReceiptRepr::parse(&receipt.emit()[..71]), None);
+        // Signed: gate id ‖ fare ‖ new balance ‖ counter ‖ timestamp.
+        let mut message = b"GATE0042".to_vec();
+        message.extend_from_slice(&[0, 0, 0x01, 0x13, 0, 0, 0x06, 0xBD, 0, 0, 0, 1, 1, 2, 3, 4]);
+        assert_eq!(transit_receipt_message(&debit, &after)[..], message[..]);
     }
 
     #[test]
@@ -509,12 +850,68 @@ mod tests {
     }
 
     #[test]
-    fn terminal_values_fit_their_length() {
+    fn dol_data_fits_each_value_to_its_length() {
         let p = EmvParams::default();
-        assert_eq!(terminal_value(&p, [1, 2, 3, 4], 0x9F37, 4), [1, 2, 3, 4]);
-        assert_eq!(terminal_value(&p, [0; 4], 0x9F02, 6), bcd(1_250, 6));
-        assert_eq!(terminal_value(&p, [0; 4], 0x5F2A, 3), [0x00, 0x09, 0x78]);
-        assert_eq!(terminal_value(&p, [0; 4], 0xDF01, 2), [0, 0]);
+        let un = [1, 2, 3, 4];
+        // 9F37 04 | 9F02 06 | 5F2A 03 | DF01 02: exact, exact, numeric padded, unknown.
+        let dol = [
+            0x9F, 0x37, 0x04, 0x9F, 0x02, 0x06, 0x5F, 0x2A, 0x03, 0xDF, 0x01, 0x02,
+        ];
+        let mut want = un.to_vec();
+        want.extend_from_slice(&bcd(1_250, 6));
+        want.extend_from_slice(&[0x00, 0x09, 0x78, 0x00, 0x00]);
+        assert_eq!(dol_data(&p, un, &dol, 255), Ok(want));
+        // Binary values are left-aligned, numeric ones right-aligned (EMV Book 3 §5.4).
+        let dol = [
+            0x9F, 0x37, 0x06, 0x9F, 0x37, 0x02, 0x9F, 0x02, 0x02, 0x9A, 0x04,
+        ];
+        assert_eq!(
+            dol_data(&p, un, &dol, 255),
+            Ok(vec![
+                1, 2, 3, 4, 0, 0, 1, 2, 0x12, 0x50, 0x00, 0x26, 0x01, 0x15
+            ])
+        );
+        // A DOL asking for more than the command carries, or a malformed one, ends the tap.
+        assert!(dol_data(&p, un, &[0x9F, 0x02, 0xFF], 252).is_err());
+        assert!(dol_data(&p, un, &[0x9F, 0x02], 252).is_err());
+        assert_eq!(dol_data(&p, un, &[], 252), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn ppse_entry_with_the_highest_priority_wins() {
+        let entry = |aid: &[u8], priority: Option<u8>| {
+            let mut children = vec![tlv::encode(0x4F, aid)];
+            children.extend(priority.map(|p| tlv::encode(0x87, &[p])));
+            tlv::constructed(0x61, &children)
+        };
+        let fci = |entries: Vec<Vec<u8>>| {
+            tlv::constructed(
+                0x6F,
+                &[
+                    tlv::encode(0x84, PPSE),
+                    tlv::constructed(0xA5, &[tlv::constructed(0xBF0C, &entries)]),
+                ],
+            )
+        };
+        let (a, b, c) = (
+            &[0xA0, 0, 0, 0, 1][..],
+            &[0xA0, 0, 0, 0, 2][..],
+            &[0xA0, 0, 0, 0, 3][..],
+        );
+        // 87 02 beats no priority and 87 00; 87 01 beats 87 02; equal ranks keep card order.
+        let three = fci(vec![
+            entry(a, None),
+            entry(b, Some(0x02)),
+            entry(c, Some(0x00)),
+        ]);
+        assert_eq!(ppse_choice(&three), Some(b));
+        let two = fci(vec![entry(b, Some(0x82)), entry(c, Some(0x01))]);
+        assert_eq!(ppse_choice(&two), Some(c));
+        assert_eq!(
+            ppse_choice(&fci(vec![entry(a, None), entry(b, None)])),
+            Some(a)
+        );
+        assert_eq!(ppse_choice(&fci(Vec::new())), None);
     }
 
     #[test]

@@ -297,21 +297,26 @@ impl<const N: usize> DataSlot<N> {
 ///   [`ReassemblyError::Interleaved`].
 /// - Data segments are collected per logical connection, in up to `C` slots (default 2: the
 ///   static RF connection and one more).
-/// - A message that fits one packet is handed back straight from the caller's buffer, without
-///   copying; segmented ones are copied into the slot for their kind.
+/// - A message that fits one packet is handed back by [`Reassembler::push`] straight from the
+///   caller's buffer, without copying; [`Reassembler::push_copied`] copies it into the slot for
+///   its kind instead, for a caller whose packet buffer does not outlive the call. Segmented
+///   messages are always copied into their slot.
 ///
-/// **Memory bound.** The reassembler holds at most `N` octets per slot and has `1 + C` slots
-/// (one control, `C` data): `size_of` is about `(1 + C) × N` plus a few dozen octets, fixed at
-/// compile time. No message longer than `N` octets is ever returned — a hostile 64 KiB chain of
-/// PBF segments costs at most `N` octets before it is dropped with
-/// [`ReassemblyError::Capacity`]. For extended-length APDUs (NCI data up to 65 544 octets) choose
-/// `N = 65_544` and keep the reassembler in a `Box` or a `static`, not on a small stack.
+/// **Memory bound.** The reassembler holds at most `N` octets per data slot and `CONTROL`
+/// octets (default `N`) for control messages: `size_of` is about `CONTROL + C × N` plus a few
+/// dozen octets, fixed at compile time. No data message longer than `N` octets and no control
+/// message longer than `CONTROL` octets is ever returned — a hostile 64 KiB chain of PBF
+/// segments costs at most that much before it is dropped with [`ReassemblyError::Capacity`].
+/// For extended-length APDUs (NCI data up to 65 544 octets) choose `N = 65_544` — and a
+/// `CONTROL` of a few KiB, control messages being short — and keep the reassembler in a `Box`
+/// or a `static`, not on a small stack.
 ///
 /// Returned messages borrow the reassembler; the buffer they came from is released at the next
-/// call to [`Reassembler::push`].
+/// call to [`Reassembler::push`] or [`Reassembler::push_copied`]. Until then a data message is
+/// also available from [`Reassembler::data_message`].
 #[derive(Debug)]
-pub struct Reassembler<const N: usize, const C: usize = 2> {
-    control: Vec<u8, N>,
+pub struct Reassembler<const N: usize, const C: usize = 2, const CONTROL: usize = N> {
+    control: Vec<u8, CONTROL>,
     control_key: Option<ControlKey>,
     control_delivered: bool,
     /// A control message dropped for capacity whose remaining segments are being swallowed.
@@ -321,13 +326,33 @@ pub struct Reassembler<const N: usize, const C: usize = 2> {
     data_discarding: u16,
 }
 
-impl<const N: usize, const C: usize> Default for Reassembler<N, C> {
+/// Where the payload of a whole message is held.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// In the packet just pushed, after its header.
+    Packet,
+    /// In the control buffer.
+    Control,
+    /// In this data slot.
+    Slot(usize),
+}
+
+/// A whole message, before its payload is borrowed.
+#[derive(Debug, Clone, Copy)]
+struct Whole {
+    mt: MessageType,
+    id: PacketId,
+    credits_sum: u16,
+    held: Held,
+}
+
+impl<const N: usize, const C: usize, const CONTROL: usize> Default for Reassembler<N, C, CONTROL> {
     fn default() -> Self {
         Reassembler::new()
     }
 }
 
-impl<const N: usize, const C: usize> Reassembler<N, C> {
+impl<const N: usize, const C: usize, const CONTROL: usize> Reassembler<N, C, CONTROL> {
     /// An empty reassembler.
     pub const fn new() -> Self {
         Reassembler {
@@ -340,9 +365,14 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
         }
     }
 
-    /// Largest message this reassembler returns, in octets.
+    /// Largest data message this reassembler returns, in octets.
     pub const fn capacity(&self) -> usize {
         N
+    }
+
+    /// Largest control message this reassembler returns, in octets.
+    pub const fn control_capacity(&self) -> usize {
+        CONTROL
     }
 
     /// Forget every partial message, e.g. after CORE_RESET or when an RF connection closes.
@@ -374,6 +404,58 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
         &'a mut self,
         packet: &'a [u8],
     ) -> core::result::Result<Option<Reassembled<'a>>, ReassemblyError> {
+        let whole = self.accept(packet, false)?;
+        Ok(whole.map(|whole| self.reassembled(whole, packet)))
+    }
+
+    /// Like [`Reassembler::push`], but a message that fits one packet is copied into the
+    /// reassembler too, so the message borrows only the reassembler: for a caller that must
+    /// keep it after its packet buffer is gone (until the next push).
+    pub fn push_copied(
+        &mut self,
+        packet: &[u8],
+    ) -> core::result::Result<Option<Reassembled<'_>>, ReassemblyError> {
+        let whole = self.accept(packet, true)?;
+        // With copying, no message is left in the packet.
+        Ok(whole.map(|whole| self.reassembled(whole, &[])))
+    }
+
+    /// The whole data message last returned for connection `conn_id`, while the reassembler
+    /// still holds it: a segmented one, or any one taken with [`Reassembler::push_copied`],
+    /// until the next push.
+    pub fn data_message(&self, conn_id: u8) -> Option<&[u8]> {
+        self.data
+            .iter()
+            .find(|slot| slot.delivered && slot.conn_id == Some(conn_id))
+            .map(|slot| slot.buf.as_slice())
+    }
+
+    /// `true` while the rest of a data message on `conn_id` that was dropped for
+    /// [`ReassemblyError::Capacity`] is being swallowed: the packet that ends it (PBF clear)
+    /// is swallowed too and ends this state.
+    pub fn is_discarding(&self, conn_id: u8) -> bool {
+        conn_id < 16 && self.data_discarding & (1u16 << conn_id) != 0
+    }
+
+    fn reassembled<'a>(&'a self, whole: Whole, packet: &'a [u8]) -> Reassembled<'a> {
+        let payload = match whole.held {
+            Held::Packet => packet.get(HEADER_LEN..).unwrap_or(&[]),
+            Held::Control => self.control.as_slice(),
+            Held::Slot(index) => self.data.get(index).map_or(&[][..], |s| s.buf.as_slice()),
+        };
+        Reassembled {
+            mt: whole.mt,
+            id: whole.id,
+            payload,
+            credits_sum: whole.credits_sum,
+        }
+    }
+
+    fn accept(
+        &mut self,
+        packet: &[u8],
+        copy: bool,
+    ) -> core::result::Result<Option<Whole>, ReassemblyError> {
         self.release_delivered();
         let view = Packet::new_checked(packet)?;
         let header = HeaderRepr::parse(&view)?;
@@ -381,10 +463,10 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
         match (header.mt, header.id) {
             (MessageType::Unknown(_), _) => Err(Error::UnknownMessage.into()),
             (mt, PacketId::Control { gid, oid }) => {
-                self.push_control(ControlKey { mt, gid, oid }, header.pbf, payload)
+                self.push_control(ControlKey { mt, gid, oid }, header.pbf, payload, copy)
             }
             (_, PacketId::Data { conn_id, credits }) => {
-                self.push_data(conn_id, credits, header.pbf, payload)
+                self.push_data(conn_id, credits, header.pbf, payload, copy)
             }
         }
     }
@@ -401,12 +483,13 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
         }
     }
 
-    fn push_control<'a>(
-        &'a mut self,
+    fn push_control(
+        &mut self,
         key: ControlKey,
         pbf: bool,
-        payload: &'a [u8],
-    ) -> core::result::Result<Option<Reassembled<'a>>, ReassemblyError> {
+        payload: &[u8],
+        copy: bool,
+    ) -> core::result::Result<Option<Whole>, ReassemblyError> {
         if let Some(dropped) = self.control_discarding {
             if dropped == key {
                 if !pbf {
@@ -417,25 +500,26 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
             // Another message: the dropped one ended without its last segment.
             self.control_discarding = None;
         }
+        let whole = |held| Whole {
+            mt: key.mt,
+            id: PacketId::Control {
+                gid: key.gid,
+                oid: key.oid,
+            },
+            credits_sum: 0,
+            held,
+        };
         match self.control_key {
             Some(current) if current != key => {
                 self.control.clear();
                 self.control_key = None;
                 Err(ReassemblyError::Interleaved)
             }
-            None if !pbf => {
-                if payload.len() > N {
+            None if !pbf && !copy => {
+                if payload.len() > CONTROL {
                     return Err(ReassemblyError::Capacity);
                 }
-                Ok(Some(Reassembled {
-                    mt: key.mt,
-                    id: PacketId::Control {
-                        gid: key.gid,
-                        oid: key.oid,
-                    },
-                    payload,
-                    credits_sum: 0,
-                }))
+                Ok(Some(whole(Held::Packet)))
             }
             _ => {
                 if self.control.extend_from_slice(payload).is_err() {
@@ -452,26 +536,19 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
                 }
                 self.control_key = None;
                 self.control_delivered = true;
-                Ok(Some(Reassembled {
-                    mt: key.mt,
-                    id: PacketId::Control {
-                        gid: key.gid,
-                        oid: key.oid,
-                    },
-                    payload: &self.control,
-                    credits_sum: 0,
-                }))
+                Ok(Some(whole(Held::Control)))
             }
         }
     }
 
-    fn push_data<'a>(
-        &'a mut self,
+    fn push_data(
+        &mut self,
         conn_id: u8,
         credits: u8,
         pbf: bool,
-        payload: &'a [u8],
-    ) -> core::result::Result<Option<Reassembled<'a>>, ReassemblyError> {
+        payload: &[u8],
+        copy: bool,
+    ) -> core::result::Result<Option<Whole>, ReassemblyError> {
         // The connection id is a 4-bit header field, so the shift stays inside the u16.
         let bit = 1u16 << (conn_id & 0x0F);
         if self.data_discarding & bit != 0 {
@@ -482,21 +559,24 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
         }
         let index = match self.data.iter().position(|s| s.conn_id == Some(conn_id)) {
             Some(index) => index,
-            None if !pbf => {
+            None if !pbf && !copy => {
                 if payload.len() > N {
                     return Err(ReassemblyError::Capacity);
                 }
-                return Ok(Some(Reassembled {
+                return Ok(Some(Whole {
                     mt: MessageType::Data,
                     id: PacketId::Data { conn_id, credits },
-                    payload,
                     credits_sum: u16::from(credits),
+                    held: Held::Packet,
                 }));
             }
             None => match self.data.iter().position(|s| s.conn_id.is_none()) {
                 Some(index) => index,
                 None => {
-                    self.data_discarding |= bit;
+                    // A whole message has no rest to swallow.
+                    if pbf {
+                        self.data_discarding |= bit;
+                    }
                     return Err(ReassemblyError::Capacity);
                 }
             },
@@ -517,11 +597,11 @@ impl<const N: usize, const C: usize> Reassembler<N, C> {
             return Ok(None);
         }
         slot.delivered = true;
-        Ok(Some(Reassembled {
+        Ok(Some(Whole {
             mt: MessageType::Data,
             id: PacketId::Data { conn_id, credits },
-            payload: &slot.buf,
             credits_sum: slot.credits_sum,
+            held: Held::Slot(index),
         }))
     }
 }
@@ -655,5 +735,105 @@ mod tests {
         let mut big = [0u8; 6];
         assert_eq!(segmenter.next_packet(&mut big), Some(Ok(6)));
         assert_eq!(big, [0x00, 0x00, 0x03, 1, 2, 3]);
+    }
+
+    #[test]
+    fn push_copied_keeps_a_single_packet_message_after_the_packet_is_gone() {
+        let mut reassembler = Reassembler::<300, 1, 0>::new();
+        {
+            // DATA conn 0, 5 octets: SELECT's header.
+            let packet = std::vec![0x00, 0x00, 0x05, 0x00, 0xA4, 0x04, 0x00, 0x00];
+            let message = reassembler.push_copied(&packet).unwrap().unwrap();
+            assert_eq!(message.payload, &packet[3..]);
+        }
+        assert_eq!(
+            reassembler.data_message(0),
+            Some(&[0x00, 0xA4, 0x04, 0x00, 0x00][..])
+        );
+        assert_eq!(reassembler.data_message(1), None);
+        // The next packet releases it.
+        assert_eq!(reassembler.push_copied(&[0x10, 0x00, 0x01, 0xAA]), Ok(None));
+        assert_eq!(reassembler.data_message(0), None);
+        let message = reassembler
+            .push_copied(&[0x00, 0x00, 0x01, 0xBB])
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.payload, &[0xAA, 0xBB]);
+        assert_eq!(reassembler.data_message(0), Some(&[0xAA, 0xBB][..]));
+    }
+
+    #[test]
+    fn control_capacity_is_separate_from_data_capacity() {
+        let mut reassembler = Reassembler::<300, 1, 4>::new();
+        assert_eq!(
+            (reassembler.capacity(), reassembler.control_capacity()),
+            (300, 4)
+        );
+        // A 5-octet response does not fit the control buffer, copied or not.
+        let five = [0x40, 0x01, 0x05, 1, 2, 3, 4, 5];
+        assert_eq!(reassembler.push(&five), Err(ReassemblyError::Capacity));
+        assert_eq!(
+            reassembler.push_copied(&five),
+            Err(ReassemblyError::Capacity)
+        );
+        let four = [0x40, 0x01, 0x04, 1, 2, 3, 4];
+        let message = reassembler.push_copied(&four).unwrap().unwrap();
+        assert_eq!(message.payload, &[1, 2, 3, 4]);
+        // A 255-octet data packet fits its slot.
+        let mut data = std::vec![0x00, 0x00, 0xFF];
+        data.extend_from_slice(&[0x5A; 255]);
+        let message = reassembler.push_copied(&data).unwrap().unwrap();
+        assert_eq!(message.payload.len(), 255);
+        assert!(core::mem::size_of::<Reassembler<300, 1, 4>>() < 300 + 4 + 64);
+    }
+
+    #[test]
+    fn a_dropped_data_chain_is_reported_until_its_last_segment() {
+        let mut reassembler = Reassembler::<4, 1, 0>::new();
+        assert!(!reassembler.is_discarding(0));
+        assert_eq!(
+            reassembler.push_copied(&[0x10, 0x00, 0x03, 1, 2, 3]),
+            Ok(None)
+        );
+        assert_eq!(
+            reassembler.push_copied(&[0x10, 0x00, 0x03, 4, 5, 6]),
+            Err(ReassemblyError::Capacity)
+        );
+        assert!(reassembler.is_discarding(0));
+        assert!(!reassembler.is_discarding(1));
+        assert_eq!(reassembler.push_copied(&[0x00, 0x00, 0x01, 7]), Ok(None));
+        assert!(!reassembler.is_discarding(0));
+        assert!(reassembler.is_idle());
+        // A whole message too long for the slot is refused, with nothing left to swallow.
+        assert_eq!(
+            reassembler.push_copied(&[0x00, 0x00, 0x05, 1, 2, 3, 4, 5]),
+            Err(ReassemblyError::Capacity)
+        );
+        assert!(!reassembler.is_discarding(0));
+        assert!(!reassembler.is_discarding(200));
+    }
+
+    #[test]
+    fn push_and_push_copied_return_the_same_messages() {
+        let packets: [&[u8]; 7] = [
+            &[0x40, 0x00, 0x03, 0x00, 0x10, 0x01], // CORE_RESET_RSP
+            &[0x10, 0x00, 0x02, 0xAA, 0xBB],       // DATA, first segment
+            &[0x60, 0x06, 0x03, 0x01, 0x00, 0x01], // CORE_CONN_CREDITS_NTF in between
+            &[0x00, 0x00, 0x01, 0xCC],             // DATA, last segment
+            &[0x00, 0x00, 0x02, 0x90, 0x00],       // DATA, one packet
+            &[0x50, 0x01, 0x02, 0x01, 0x02],       // control, first segment
+            &[0x40, 0x01, 0x01, 0x03],             // control, last segment
+        ];
+        let mut borrowed = Reassembler::<16, 1>::new();
+        let mut copied = Reassembler::<16, 1>::new();
+        for packet in packets {
+            let a = borrowed
+                .push(packet)
+                .map(|m| m.map(|m| (m.mt, m.id, m.payload.to_vec(), m.credits_sum)));
+            let b = copied
+                .push_copied(packet)
+                .map(|m| m.map(|m| (m.mt, m.id, m.payload.to_vec(), m.credits_sum)));
+            assert_eq!(a, b, "{packet:02X?}");
+        }
     }
 }

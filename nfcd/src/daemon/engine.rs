@@ -276,6 +276,11 @@ impl Engine {
         match AnyTransport::open(&self.config.transport).await {
             Ok(t) => {
                 info!("transport {} open", t.describe());
+                if let Some(sim) = t.sim_handle() {
+                    if let Err(e) = dbus::simulator::export(&self.served.conn, sim).await {
+                        warn!("cannot export org.nfcd.Simulator1: {e}");
+                    }
+                }
                 self.status(&format!("initialising the controller on {}", t.describe()));
                 *transport = Some(t);
                 self.retry = None;

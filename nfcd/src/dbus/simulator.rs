@@ -43,10 +43,11 @@ impl Simulator {
 /// Export `org.nfcd.Simulator1` for `sim` at [`ADAPTER_PATH`] on `conn`, next to
 /// `org.nfcd.Adapter1`.
 pub async fn export(conn: &Connection, sim: SimHandle) -> zbus::Result<()> {
-    conn.object_server()
-        .at(ADAPTER_PATH, Simulator::new(sim))
-        .await
-        .map(|_| ())
+    let server = conn.object_server();
+    // A reopened virtual controller replaces the one before it.
+    // Nothing to remove the first time: that error is expected.
+    let _ = server.remove::<Simulator, _>(ADAPTER_PATH).await;
+    server.at(ADAPTER_PATH, Simulator::new(sim)).await.map(|_| ())
 }
 
 /// `Tap` options, decoded.

@@ -37,7 +37,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
-use nfcd_wallets::apdu::{self, sw, CommandApdu};
+use libnci::apdu::{CommandApdu, StatusWord};
+use libnci::sim::cards::{response, status};
 use nfcd_wallets::cli::{self, ShutdownSignals};
 use nfcd_wallets::hex::{self, HexBytes};
 use nfcd_wallets::{ApduHandler, Bus, Registration};
@@ -169,17 +170,17 @@ impl TestWallet {
     fn answer(&mut self, command: &[u8]) -> Vec<u8> {
         match self.behaviour {
             Behaviour::Echo => match CommandApdu::parse(command) {
-                Ok(apdu) => apdu::response(apdu.data, sw::NO_ERROR),
-                Err(_) => apdu::status(sw::NO_ERROR),
+                Ok(apdu) => response(apdu.data, StatusWord::NO_ERROR),
+                Err(_) => status(StatusWord::NO_ERROR),
             },
-            Behaviour::Ok | Behaviour::CrashAfter(_) => apdu::response(&self.id, sw::NO_ERROR),
+            Behaviour::Ok | Behaviour::CrashAfter(_) => response(&self.id, StatusWord::NO_ERROR),
             Behaviour::Slow(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));
-                apdu::response(&self.id, sw::NO_ERROR)
+                response(&self.id, StatusWord::NO_ERROR)
             }
             Behaviour::Huge(len) => {
                 let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-                apdu::response(&data, sw::NO_ERROR)
+                response(&data, StatusWord::NO_ERROR)
             }
             Behaviour::Empty => Vec::new(),
             Behaviour::Hang => loop {
@@ -329,7 +330,10 @@ mod tests {
         let started = std::time::Instant::now();
         let answer = wallet(Behaviour::Slow(30)).process_apdu(&SELECT);
         assert!(started.elapsed() >= Duration::from_millis(30));
-        assert_eq!(apdu::status_of(&answer), Some(0x9000));
+        assert_eq!(
+            StatusWord::from_response(&answer),
+            Some(StatusWord::NO_ERROR)
+        );
     }
 
     #[test]

@@ -2,19 +2,12 @@
 //!
 //! Registers in category `transit` with one exact AID (default `F04E4643445452414E534954`,
 //! i.e. `F0` + "NFCDTRANSIT": ISO/IEC 7816-5 category F, proprietary and unregistered) and
-//! answers this command set (all numbers unsigned big-endian; see `nfcd_wallets::transit`):
+//! answers the transit command set defined in `libnci::sim::scripts` (SELECT, READ BALANCE,
+//! DEBIT with a signed receipt, GET PUBLIC KEY; see `nfcd_wallets::transit`), the one the
+//! virtual reader's transit gate sends.
 //!
-//! ```text
-//! SELECT          00 A4 04 00 0C <AID> 00                     ← 6F { 84 AID, A5 { 50 label } } 9000
-//! READ BALANCE    80 5C 00 00 08                              ← balance(4) counter(4) 9000
-//! DEBIT           80 54 00 00 10 fare(4) gate(8) time(4) 48   ← balance(4) counter(4) signature(64) 9000
-//! GET PUBLIC KEY  80 CA DF 20 00                              ← 04 X(32) Y(32) 9000
-//! ```
-//!
-//! A DEBIT with a fare above the balance answers `6985` and changes nothing. The signature is
-//! ECDSA P-256 with SHA-256, fixed `r ‖ s`, over gate(8) ‖ fare(4) ‖ new balance(4) ‖
-//! counter(4) ‖ time(4). The key is `--key FILE` (PKCS#8 DER) or generated at start; the public
-//! key is printed on stderr either way.
+//! Receipts are signed with ECDSA P-256 / SHA-256. The key is `--key FILE` (PKCS#8 DER) or
+//! generated at start; the public key is printed on stderr either way.
 //!
 //! Flags: `--bus system|session|<address>`, `--path`, `--id`, `--aid HEX`, `--express`
 //! (register with `Express=true`: works while the device is locked), `--state FILE` (keep
@@ -160,4 +153,15 @@ async fn main() -> ExitCode {
 
     cli::serve_until_signal(handle, &mut signals).await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_aid_is_the_transit_application() {
+        let args = Args::parse_from(["transit-wallet"]);
+        assert_eq!(args.aid.0, transit::DEFAULT_AID);
+    }
 }
