@@ -75,7 +75,7 @@ impl TapScript {
     pub fn build(self, aid: Option<&[u8]>) -> Result<Script, SimError> {
         let mut script = match self {
             TapScript::Emv => scripts::emv(&EmvParams::default()),
-            TapScript::Transit => scripts::transit(),
+            TapScript::Transit => scripts::transit(&scripts::TransitDebitRepr::default()),
             TapScript::Sweep256 => scripts::sweep256(),
             TapScript::UnknownAid => scripts::unknown_aid(),
         };
