@@ -1,33 +1,48 @@
-//! A transit gate against `transit-wallet`: SELECT, GET PUBLIC KEY, READ BALANCE, DEBIT with a
-//! signed receipt, READ BALANCE again (the wallet's commands, wallets/README.md).
+//! A transit gate against `transit-wallet`: the virtual reader's `transit` script (SELECT,
+//! READ BALANCE, DEBIT with a signed receipt; libnci::sim::scripts, where gate and wallet share
+//! the commands), the receipt verified with the card's public key.
 
-use nfcd::simhost::{TapOptions, TapOutcome, TapScript};
+use libnci::sim::scripts::{TransitDebitRepr, TRANSIT_AID};
+use nfcd::simhost::{TapOutcome, TapScript};
 use nfcd_e2e::bus::wait_default;
+use nfcd_e2e::hex;
 use nfcd_e2e::process::WalletKind;
 use nfcd_e2e::rig::{Rig, RigOptions};
-use nfcd_e2e::scripts::{response_data, status_words, transit, Apdus, SW_OK};
-use nfcd_e2e::{hex, WAIT};
-use nfcd_wallets::transit::{receipt_message, TransitState, DEFAULT_AID};
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+use nfcd_e2e::scripts::status_words;
+use nfcd_wallets::transit::{generate_key_pkcs8, TransitState};
+use ring::signature::{
+    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 
-const FARE: u32 = 250;
 const START_BALANCE: u32 = 2_000;
-const GATE_ID: [u8; 8] = *b"GATE0042";
-const TIMESTAMP: u32 = 1_767_225_600;
 
-fn be32(bytes: &[u8]) -> u32 {
-    let array: [u8; 4] = bytes
-        .try_into()
-        .unwrap_or_else(|_| panic!("4 octets expected, got {}", hex(bytes)));
-    u32::from_be_bytes(array)
+fn be32(bytes: Option<&[u8]>) -> u32 {
+    match bytes.and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        Some(array) => u32::from_be_bytes(array),
+        None => panic!("4 octets expected, got {:?}", bytes.map(hex)),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transit_gate_debits_the_fare_with_a_signed_receipt() {
     let rig = Rig::start(RigOptions::default()).await;
     let id = "org.e2e.transit";
+    // The card's receipt key, so that the test can play the gate's back office.
+    let pkcs8 = generate_key_pkcs8().unwrap_or_else(|_| panic!("generating a P-256 key"));
+    let key_file = rig.scratch().join("transit.key");
+    std::fs::write(&key_file, &pkcs8).unwrap_or_else(|e| panic!("{}: {e}", key_file.display()));
+    let public_key = EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &pkcs8,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap_or_else(|e| panic!("the generated key: {e}"))
+    .public_key()
+    .as_ref()
+    .to_vec();
     let state = rig.scratch().join("transit.state");
-    let state_arg = state.display().to_string();
+    let (state_arg, key_arg) = (state.display().to_string(), key_file.display().to_string());
     let balance_arg = START_BALANCE.to_string();
     let mut wallet = rig
         .wallet(
@@ -38,57 +53,64 @@ async fn transit_gate_debits_the_fare_with_a_signed_receipt() {
                 &state_arg,
                 "--balance",
                 &balance_arg,
+                "--key",
+                &key_arg,
                 "--set-default",
             ],
         )
         .await;
     wait_default(rig.manager(), "transit", id).await;
 
-    let script = Apdus::new("transit-wallet gate")
-        .select(&DEFAULT_AID, SW_OK)
-        .send(transit::GET_PUBLIC_KEY, SW_OK)
-        .send(transit::READ_BALANCE, SW_OK)
-        .send(transit::debit(FARE, GATE_ID, TIMESTAMP), SW_OK)
-        .send(transit::READ_BALANCE, SW_OK);
-    let options = TapOptions {
-        timeout: WAIT,
-        ..TapOptions::default()
-    };
-    let report = rig.tap_with(script.build(), options).await;
+    let report = rig.tap(TapScript::Transit).await;
 
-    // The gate: every command 9000 ...
+    // The gate: SELECT, READ BALANCE, DEBIT all 9000 (the script also checks that the new
+    // balance is the old one less the fare), within a gate's time budget.
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
-    assert_eq!(status_words(&report), [0x9000; 5]);
-    // ... within a gate's time budget ...
+    assert_eq!(status_words(&report), [0x9000; 3]);
     let took = report.transaction_time().unwrap_or_default();
     assert!(
         took < TapScript::Transit.budget(),
         "the gate took {} ms",
         took.as_millis()
     );
-    // ... the fare debited ...
-    let before = response_data(&report, 2);
-    assert_eq!((be32(&before[..4]), be32(&before[4..])), (START_BALANCE, 0));
-    let debit = response_data(&report, 3);
-    assert_eq!(debit.len(), 4 + 4 + 64, "DEBIT response {}", hex(debit));
-    let (new_balance, counter) = (be32(&debit[..4]), be32(&debit[4..8]));
-    assert_eq!((new_balance, counter), (START_BALANCE - FARE, 1));
-    let after = response_data(&report, 4);
-    assert_eq!((be32(&after[..4]), be32(&after[4..])), (new_balance, 1));
-    // ... with a receipt that verifies against the card's public key.
-    let public_key = response_data(&report, 1);
-    let message = receipt_message(&GATE_ID, FARE, new_balance, counter, TIMESTAMP);
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
-        .verify(&message, &debit[8..])
-        .unwrap_or_else(|_| panic!("receipt signature does not verify: {}", hex(debit)));
+    let fare = TransitDebitRepr::default().fare;
+    assert_eq!(
+        (
+            be32(report.value("balance_before")),
+            be32(report.value("counter_before"))
+        ),
+        (START_BALANCE, 0)
+    );
+    assert_eq!(
+        (
+            be32(report.value("balance_after")),
+            be32(report.value("counter_after"))
+        ),
+        (START_BALANCE - fare, 1)
+    );
+    // The receipt verifies against the card's key.
+    let (Some(message), Some(signature)) = (
+        report.value("receipt_message"),
+        report.value("receipt_signature"),
+    ) else {
+        panic!("no receipt recorded: {report:#?}");
+    };
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public_key)
+        .verify(message, signature)
+        .unwrap_or_else(|_| panic!("receipt signature does not verify: {}", hex(signature)));
 
-    // The wallet: all five commands, then the end of the tap; the debit is kept on disk.
+    // The wallet: the three commands, SELECT of its AID first, then the end of the tap; the
+    // debit is kept on disk.
     wallet.wait_deactivated("deselected", 1).await;
     let sent: Vec<String> = report.apdus.iter().map(|r| hex(&r.cmd)).collect();
     let got: Vec<String> = wallet.commands().iter().map(|c| hex(c)).collect();
     assert_eq!(got, sent);
+    assert_eq!(
+        got.first(),
+        Some(&hex(&libnci::sim::scripts::select_aid(&TRANSIT_AID)))
+    );
     match TransitState::load(&state) {
-        Ok(Some(saved)) => assert_eq!((saved.balance, saved.counter), (START_BALANCE - FARE, 1)),
+        Ok(Some(saved)) => assert_eq!((saved.balance, saved.counter), (START_BALANCE - fare, 1)),
         other => panic!("transit state {}: {other:?}", state.display()),
     }
 

@@ -6,7 +6,8 @@
 //! beyond the status words is the test's business, on the [`TapReport`].
 //!
 //! Command encodings follow ISO/IEC 7816-4 §5.1 (short and extended length) and §11.2.2
-//! (SELECT by DF name); the transit commands are those of wallets/README.md.
+//! (SELECT by DF name); application commands come from `libnci::sim::scripts`, where the
+//! reader and the wallets share them.
 
 use libnci::apdu::StatusWord;
 use libnci::sim::scripts::select_aid;
@@ -85,25 +86,6 @@ pub fn extended_case4(cla: u8, ins: u8, data: &[u8]) -> Vec<u8> {
     apdu.extend_from_slice(data);
     apdu.extend_from_slice(&[0x00, 0x00]);
     apdu
-}
-
-/// The transit wallet's commands (wallets/README.md, `transit-wallet`).
-pub mod transit {
-    /// READ BALANCE: `80 5C 00 00 08` → balance (4) ‖ counter (4).
-    pub const READ_BALANCE: [u8; 5] = [0x80, 0x5C, 0x00, 0x00, 0x08];
-    /// GET PUBLIC KEY: `80 CA DF 20 00` → `04 ‖ X ‖ Y`.
-    pub const GET_PUBLIC_KEY: [u8; 5] = [0x80, 0xCA, 0xDF, 0x20, 0x00];
-
-    /// DEBIT: `80 54 00 00 10 <fare 4> <gate id 8> <timestamp 4> 48` → new balance (4) ‖
-    /// counter (4) ‖ signature (64).
-    pub fn debit(fare: u32, gate_id: [u8; 8], timestamp: u32) -> Vec<u8> {
-        let mut apdu = vec![0x80, 0x54, 0x00, 0x00, 0x10];
-        apdu.extend_from_slice(&fare.to_be_bytes());
-        apdu.extend_from_slice(&gate_id);
-        apdu.extend_from_slice(&timestamp.to_be_bytes());
-        apdu.push(0x48);
-        apdu
-    }
 }
 
 /// The response data (status word stripped) of exchange `index` of a tap; panics with the
