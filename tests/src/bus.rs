@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use zbus::fdo::DBusProxy;
 use zbus::message::Type as MessageType;
 use zbus::names::BusName;
-use zbus::{Connection, Message, MessageStream, ObjectPath, OwnedFd, Variant};
+use zbus::{Connection, Message, MessageStream, ObjectPath, OwnedFd, OwnedVariant, Variant};
 
 pub use nfcd::dbus::ServiceInfo;
 
@@ -242,6 +242,60 @@ pub async fn wait_present(adapter: &Adapter1Proxy<'_>, present: bool) {
         }
     })
     .await;
+}
+
+/// One record of a `Simulator1.Tap` reply (doc/simulator-api.md).
+pub type TapRecord = HashMap<String, OwnedVariant>;
+
+/// `org.nfcd.Simulator1.Tap(script, options)` on nfcd's built-in virtual controller.
+pub async fn simulator_tap(
+    conn: &Connection,
+    script: &str,
+    options: HashMap<&str, Variant<'_>>,
+) -> zbus::Result<Vec<TapRecord>> {
+    let reply = conn
+        .call_method(
+            Some("org.nfcd"),
+            "/org/nfcd/adapter0",
+            Some("org.nfcd.Simulator1"),
+            "Tap",
+            &(script, options),
+        )
+        .await?;
+    reply.body().deserialize::<Vec<TapRecord>>()
+}
+
+/// The string under `key` of a record, if it is one.
+pub fn record_str<'r>(record: &'r TapRecord, key: &str) -> Option<&'r str> {
+    match record.get(key).map(|v| &**v) {
+        Some(Variant::Str(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// The number under `key` of a record (`q`, `u` or `t`), if it is one.
+pub fn record_number(record: &TapRecord, key: &str) -> Option<u64> {
+    match record.get(key).map(|v| &**v) {
+        Some(Variant::U16(n)) => Some(u64::from(*n)),
+        Some(Variant::U32(n)) => Some(u64::from(*n)),
+        Some(Variant::U64(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The bytes under `key` of a record (`ay`), if they are.
+pub fn record_bytes(record: &TapRecord, key: &str) -> Option<Vec<u8>> {
+    match record.get(key).map(|v| &**v) {
+        Some(Variant::Array(array)) => array
+            .inner()
+            .iter()
+            .map(|b| match b {
+                Variant::U8(b) => Some(*b),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
 }
 
 /// `org.freedesktop.DBus.Introspectable.Introspect` of `path` at `destination`.

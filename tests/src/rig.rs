@@ -32,6 +32,9 @@ pub enum Link {
     Pty,
     /// A TCP connection to an ephemeral port on 127.0.0.1: nfcd's TCP transport.
     Tcp,
+    /// nfcd's own in-process virtual controller (`--transport sim[:nci2]`), driven through
+    /// `org.nfcd.Simulator1`; the test has no [`SimHandle`] then.
+    Builtin,
 }
 
 /// What to set up.
@@ -64,8 +67,9 @@ pub struct Rig {
     conn: Connection,
     manager: Manager1Proxy<'static>,
     adapter: Adapter1Proxy<'static>,
-    serve: JoinHandle<Result<(), SimError>>,
-    host: SimHost,
+    /// The virtual controller this process serves, and its serving task; `None` with
+    /// [`Link::Builtin`].
+    host: Option<(SimHost, JoinHandle<Result<(), SimError>>)>,
     bus: TestBus,
     logs: AtomicU32,
     scratch: Scratch,
@@ -77,12 +81,12 @@ impl Rig {
         let scratch = Scratch::new(&test_tag());
         let bus = TestBus::session();
         let host = SimHost::new(options.profile, SimOptions::default());
-        let (transport, serve) = match options.link {
+        let (transport, host) = match options.link {
             Link::Pty => {
                 let (path, task) = host
                     .serve_pty()
                     .unwrap_or_else(|e| panic!("serving the virtual controller on a pty: {e}"));
-                (format!("uart:{}", path.display()), task)
+                (format!("uart:{}", path.display()), Some((host, task)))
             }
             Link::Tcp => {
                 let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -90,7 +94,14 @@ impl Rig {
                     .serve_tcp(any)
                     .await
                     .unwrap_or_else(|e| panic!("serving the virtual controller on TCP: {e}"));
-                (format!("tcp:{addr}"), task)
+                (format!("tcp:{addr}"), Some((host, task)))
+            }
+            Link::Builtin => {
+                let transport = match options.profile {
+                    Profile::Pn7150 => "sim:pn7150",
+                    Profile::Nci2 => "sim:nci2",
+                };
+                (transport.to_owned(), None)
             }
         };
         let config = scratch.join("nfcd.toml");
@@ -119,19 +130,22 @@ impl Rig {
             conn,
             manager,
             adapter,
-            serve,
             host,
             bus,
             logs: AtomicU32::new(0),
             scratch,
         };
-        within(
-            "the virtual controller discovering (RFST_DISCOVERY)",
-            WAIT,
-            rig.sim().wait_ready(),
-        )
-        .await;
+        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
+            .await;
         rig
+    }
+
+    /// Wait until the virtual controller served here is discovering; with
+    /// [`Link::Builtin`] the daemon's `Present` (already waited for) is all there is.
+    async fn wait_discovering(&self, what: &str) {
+        if let Some((host, _)) = &self.host {
+            within(what, WAIT, host.handle().wait_ready()).await;
+        }
     }
 
     /// A PN7150 on a pty with `apdu_deadline_ms`.
@@ -143,9 +157,13 @@ impl Rig {
         .await
     }
 
-    /// The virtual controller and reader.
+    /// The virtual controller and reader. Not with [`Link::Builtin`] (use
+    /// `org.nfcd.Simulator1` then).
     pub fn sim(&self) -> SimHandle {
-        self.host.handle()
+        match &self.host {
+            Some((host, _)) => host.handle(),
+            None => panic!("the controller is nfcd's own (Link::Builtin): use org.nfcd.Simulator1"),
+        }
     }
 
     /// The test's own bus connection.
@@ -255,12 +273,8 @@ impl Rig {
         let (manager, adapter) = await_nfcd(&self.conn, &mut self.nfcd, old_owner).await;
         self.manager = manager;
         self.adapter = adapter;
-        within(
-            "the virtual controller discovering after the restart",
-            WAIT,
-            self.sim().wait_ready(),
-        )
-        .await;
+        self.wait_discovering("the virtual controller discovering after the restart")
+            .await;
     }
 
     /// End of the test: stop nfcd with SIGTERM, check it exited 0, and that no log of any of
@@ -275,7 +289,9 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        self.serve.abort();
+        if let Some((_, task)) = &self.host {
+            task.abort();
+        }
         if std::thread::panicking() {
             eprintln!(
                 "---- end of the nfcd log ({}) ----\n{}\n----",
