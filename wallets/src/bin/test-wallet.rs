@@ -8,7 +8,7 @@
 //! | `READY` | registered (and the APDU channel opened, with `--channel`) |
 //! | `APDU <HEX>` | a C-APDU arrived (upper-case hex), before it is answered |
 //! | `DEACTIVATED <reason>` | `Deactivated(reason)` arrived |
-//! | `ERROR <name> <message>` | registration failed; `<name>` is the D-Bus error name (`org.nfcd.Error.*` from the daemon); exit code 2 |
+//! | `ERROR <name> <message>` | registration (or `--set-default`, `--preferred`) failed; `<name>` is the D-Bus error name (`org.nfcd.Error.*` from the daemon); exit code 2 |
 //!
 //! Behaviours (`--behaviour`):
 //! - `echo`: answers the C-APDU's data field followed by `9000` (just `9000` for no data or an
@@ -28,6 +28,7 @@
 //! AIDs of the virtual reader's `sweep256` script),
 //! `--category` (default `other`), `--id`, `--name`, `--express`, `--requires-unlock`,
 //! `--channel`, `--set-default` (`SetDefaultService(category, id)` before `READY`),
+//! `--preferred` (`SetPreferredService(path)` before `READY`),
 //! `--any-caller` (answer ProcessApdu from any peer, for `busctl` poking).
 //! Exits 0 on SIGTERM/SIGINT after unregistering.
 
@@ -41,7 +42,7 @@ use libnci::apdu::{CommandApdu, StatusWord};
 use libnci::sim::cards::{response, status};
 use nfcd_wallets::cli::{self, ShutdownSignals};
 use nfcd_wallets::hex::{self, HexBytes};
-use nfcd_wallets::{ApduHandler, Bus, Registration};
+use nfcd_wallets::{ApduHandler, Bus, Registration, RegistrationHandle};
 
 /// Exit code when registration fails, after the `ERROR` line.
 const EXIT_REGISTRATION_FAILED: u8 = 2;
@@ -154,6 +155,9 @@ struct Args {
     /// Call SetDefaultService(category, id) before READY.
     #[arg(long)]
     set_default: bool,
+    /// Call SetPreferredService(path) before READY.
+    #[arg(long)]
+    preferred: bool,
     /// Answer ProcessApdu from any peer, not only nfcd.
     #[arg(long)]
     any_caller: bool,
@@ -210,6 +214,22 @@ impl ApduHandler for TestWallet {
     fn deactivated(&mut self, reason: &str) {
         println!("DEACTIVATED {reason}");
     }
+}
+
+/// `SetPreferredService(path)` on the connection that registered the service: while it is
+/// preferred, it wins AIDs it shares with other `other` services (doc/manager-api.md).
+async fn set_preferred_service(handle: &RegistrationHandle) -> Result<(), nfcd_wallets::Error> {
+    handle
+        .connection()
+        .call_method(
+            Some("org.nfcd"),
+            "/org/nfcd",
+            Some("org.nfcd.Manager1"),
+            "SetPreferredService",
+            &(handle.path(),),
+        )
+        .await?;
+    Ok(())
 }
 
 /// One line, whatever the message contains.
@@ -270,6 +290,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_REGISTRATION_FAILED);
         }
     };
+    if args.preferred {
+        if let Err(e) = set_preferred_service(&handle).await {
+            println!("ERROR {} {}", e.dbus_name(), single_line(&e.message()));
+            return ExitCode::from(EXIT_REGISTRATION_FAILED);
+        }
+    }
     println!("READY");
 
     cli::serve_until_signal(handle, &mut signals).await;
