@@ -88,9 +88,11 @@ async fn prefix_aid_and_sixteen_byte_aid() {
 
 /// Two `other` services claim one AID and neither is preferred: the earlier registration
 /// answers (nfcd/src/hce/registry.rs, "other: ... then the earliest registration"), and
-/// `AidConflict` names both, winner first. When the winner leaves, the other one answers.
+/// `AidConflict` names both, winner first. A third one that makes itself preferred
+/// (`SetPreferredService`) answers instead, though registered last; when it and the first
+/// leave, the remaining one answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shared_aid_in_other_goes_to_the_earlier_service_and_is_signalled() {
+async fn shared_aid_in_other_follows_preference_then_registration_order() {
     let rig = Rig::start(RigOptions::default()).await;
     let aid = unhex("F0E2E00001");
     let aid_hex = hex(&aid);
@@ -120,13 +122,28 @@ async fn shared_aid_in_other_goes_to_the_earlier_service_and_is_signalled() {
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     assert_eq!(answered_by(&report), ["org.e2e.first"]);
     first.wait_deactivated("deselected", 1).await;
-    assert!(second.commands().is_empty(), "{:?}", second.lines());
 
+    let mut preferred = rig
+        .wallet(
+            WalletKind::Test,
+            "org.e2e.preferred",
+            &["--aid", &aid_hex, "--preferred"],
+        )
+        .await;
+    let info = wait_registered(rig.manager(), "org.e2e.preferred").await;
+    assert!(info.preferred, "Services shows the preference");
+    let report = rig.tap_with(tap(), options()).await;
+    assert_eq!(answered_by(&report), ["org.e2e.preferred"], "{report:#?}");
+    preferred.wait_deactivated("deselected", 1).await;
+
+    preferred.stop().await;
     first.stop().await;
+    wait_unregistered(rig.manager(), "org.e2e.preferred").await;
     wait_unregistered(rig.manager(), "org.e2e.first").await;
     let report = rig.tap_with(tap(), options()).await;
     assert_eq!(answered_by(&report), ["org.e2e.second"], "{report:#?}");
     second.wait_deactivated("deselected", 1).await;
+    // The second service saw only the tap it won.
     assert_eq!(hexes(&second.commands()), [hex(&select_aid(&aid))]);
 
     second.stop().await;
