@@ -237,6 +237,19 @@ impl Nfcd {
     }
 }
 
+impl Drop for Nfcd {
+    fn drop(&mut self) {
+        // The child is stopped by its own drop, after this.
+        if std::thread::panicking() {
+            eprintln!(
+                "---- end of the nfcd log {} ----\n{}\n----",
+                self.child.log_path().display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
 /// The three wallet binaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalletKind {

@@ -4,7 +4,7 @@
 //! `Present`, and the virtual controller is discovering (a tap can start). Wallets are started
 //! through the rig ([`Rig::wallet`]) and owned by the test. [`Rig::finish`] stops nfcd with
 //! SIGTERM and checks that it exited 0 and that none of its logs (one per start) holds a panic;
-//! every test ends with it. On a failure the rig prints the end of nfcd's log and the scratch
+//! every test ends with it. On a failure the end of nfcd's log is printed and the scratch
 //! directory is kept.
 
 use std::net::SocketAddr;
@@ -291,13 +291,6 @@ impl Drop for Rig {
     fn drop(&mut self) {
         if let Some((_, task)) = &self.host {
             task.abort();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "---- end of the nfcd log ({}) ----\n{}\n----",
-                self.args.transport,
-                self.nfcd.log_tail()
-            );
         }
     }
 }
