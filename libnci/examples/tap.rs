@@ -106,7 +106,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
 fn script(name: &str) -> Option<Script> {
     Some(match name {
         "emv" => scripts::emv(&EmvParams::default()),
-        "transit" => scripts::transit(),
+        "transit" => scripts::transit(&scripts::TransitDebitRepr::default()),
         "sweep256" => scripts::sweep256(),
         "unknown-aid" | "unknown_aid" => scripts::unknown_aid(),
         _ => return None,

@@ -374,7 +374,7 @@ fn check_recovery(
 /// The next gate debits the fare: the controller is fully usable again.
 #[track_caller]
 fn next_tap_succeeds(h: &mut Pair, label: &str) {
-    let report = tap(h, scripts::transit());
+    let report = tap(h, scripts::transit(&scripts::TransitDebitRepr::default()));
     assert_eq!(report.outcome, TapOutcome::Completed, "{label}");
     let before = u32::from_be_bytes(report.value("balance_before").unwrap().try_into().unwrap());
     let after = u32::from_be_bytes(report.value("balance_after").unwrap().try_into().unwrap());
@@ -463,7 +463,10 @@ fn credit_and_data_faults_wait_for_the_first_tap() {
             .events()
             .any(|e| matches!(e, Event::Reinitializing { .. })));
         // The first C-APDU's data packet ends the link.
-        let report = tap(&mut h, scripts::transit());
+        let report = tap(
+            &mut h,
+            scripts::transit(&scripts::TransitDebitRepr::default()),
+        );
         assert!(h.nfcc.fired_at(link).is_some());
         assert!(
             matches!(report.outcome, TapOutcome::LinkLoss { step: 0, .. }),
@@ -530,7 +533,11 @@ fn faults_mid_tap_re_initialise_and_restore_routing() {
             let routing = h.nfcc.nfcc().routing_table().to_vec();
             let since = h.dh.records().len();
             let handle = h.nfcc.arm(case.fault.clone(), case.trigger);
-            let report = h.tap(patient_reader(scripts::transit())).unwrap();
+            let report = h
+                .tap(patient_reader(scripts::transit(
+                    &scripts::TransitDebitRepr::default(),
+                )))
+                .unwrap();
             h.run_until_idle().unwrap();
             let fault_at = h.nfcc.fired_at(handle).expect(what);
             // The tap in progress is lost: the reader waits for an answer that never comes.
@@ -574,7 +581,10 @@ fn a_lost_credit_ends_with_the_session_when_the_reader_gives_up_first() {
         let handle = h.nfcc.arm(Fault::LoseCreditsNtf, Trigger::Once);
         // The reader waits 1 s for READ BALANCE's answer; the controller would wait 1 s from
         // the host's answer (later) for the credit: the reader gives up first.
-        let report = tap(&mut h, scripts::transit());
+        let report = tap(
+            &mut h,
+            scripts::transit(&scripts::TransitDebitRepr::default()),
+        );
         let fault_at = h.nfcc.fired_at(handle).unwrap();
         assert_eq!(report.outcome, TapOutcome::Timeout { step: 1 }, "{label}");
         // Its DESELECT ends the session, and with it the response waiting for a credit: the
@@ -626,7 +636,9 @@ fn response_faults_hit_the_reconfiguration_a_tap_deferred() {
             // Into the tap: activated 5 ms after the field came on, the SELECT on its way to
             // the host.
             let field_on = h.now();
-            h.begin_tap(reader(scripts::transit()));
+            h.begin_tap(reader(scripts::transit(
+                &scripts::TransitDebitRepr::default(),
+            )));
             let activation = field_on + ReaderConfig::default().activation_time;
             h.run_until(activation + ANSWER_DELAY / 2).unwrap();
             assert_eq!(h.dh.controller().state(), State::Active, "{label}");
@@ -691,7 +703,10 @@ fn link_loss_mid_apdu_ends_the_session_without_a_reset() {
         let since = h.dh.records().len();
         // The card leaves the field as READ BALANCE (the second C-APDU) reaches the host.
         let handle = h.nfcc.arm(Fault::LinkLossMidApdu, Trigger::Nth(2));
-        let report = tap(&mut h, scripts::transit());
+        let report = tap(
+            &mut h,
+            scripts::transit(&scripts::TransitDebitRepr::default()),
+        );
         let fault_at = h.nfcc.fired_at(handle).unwrap();
         assert_eq!(
             report.outcome,

@@ -166,7 +166,11 @@ fn transit_debits_the_fare_in_every_profile_and_technology() {
         for technology in TECHNOLOGIES {
             let mut h = host(profile);
             let (events, exchanges) = (h.dh.records().len(), h.dh.exchanges().len());
-            let report = tap(&mut h, scripts::transit(), technology);
+            let report = tap(
+                &mut h,
+                scripts::transit(&scripts::TransitDebitRepr::default()),
+                technology,
+            );
             assert_eq!(
                 report.outcome,
                 TapOutcome::Completed,
@@ -189,7 +193,11 @@ fn transit_debits_the_fare_in_every_profile_and_technology() {
             one_clean_session(&h, events, technology);
 
             // The next gate debits again: the host kept the card's state across sessions.
-            let report = tap(&mut h, scripts::transit(), technology);
+            let report = tap(
+                &mut h,
+                scripts::transit(&scripts::TransitDebitRepr::default()),
+                technology,
+            );
             assert_eq!(report.outcome, TapOutcome::Completed);
             let card = h.dh.applet().applet::<TransitCard>("transit").unwrap();
             assert_eq!(card.balance(), after - TRANSIT_FARE);
@@ -345,7 +353,11 @@ fn a_second_start_with_the_same_nxp_config_writes_no_eeprom() {
     assert_eq!(h.nfcc.eeprom_writes(), 2);
     assert_eq!(core_resets(&h, 0), 1);
     assert_eq!(h.nfcc.routing_table(), HOST_ROUTING);
-    let report = tap(&mut h, scripts::transit(), RfTechnology::NfcA);
+    let report = tap(
+        &mut h,
+        scripts::transit(&scripts::TransitDebitRepr::default()),
+        RfTechnology::NfcA,
+    );
     assert_eq!(report.outcome, TapOutcome::Completed);
 }
 
@@ -490,7 +502,10 @@ fn routes_changed_during_a_tap_are_programmed_after_it() {
             think_time: libnci::time::Duration::from_millis(1),
             ..ReaderConfig::default()
         };
-        h.begin_tap(Reader::new(scripts::transit(), config.clone()));
+        h.begin_tap(Reader::new(
+            scripts::transit(&scripts::TransitDebitRepr::default()),
+            config.clone(),
+        ));
         // Mid-tap: the SELECT has been answered, READ BALANCE is a think time away.
         h.run_for(config.activation_time + config.think_time / 2)
             .unwrap();
@@ -554,7 +569,11 @@ fn routes_changed_during_a_tap_are_programmed_after_it() {
         );
         assert_eq!(&h.nfcc.routing_table()[10 * 10..], HOST_ROUTING);
         // And the next tap goes to the host as before.
-        let report = tap(&mut h, scripts::transit(), RfTechnology::NfcA);
+        let report = tap(
+            &mut h,
+            scripts::transit(&scripts::TransitDebitRepr::default()),
+            RfTechnology::NfcA,
+        );
         assert_eq!(report.outcome, TapOutcome::Completed);
     }
 }

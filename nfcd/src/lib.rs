@@ -5,9 +5,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod dbus;
 pub mod hce;
+pub mod identity;
+pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod simhost;

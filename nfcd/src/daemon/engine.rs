@@ -23,13 +23,15 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn, Level};
 
 use super::convert;
-use crate::config::{Config, LockMode};
+use crate::config::Config;
 use crate::dbus::{
     self, AdapterRequest, ApduChannel, CallError, ChannelError, ManagerRequest, NameWatcher,
     OwnerGone, Requests, Served,
 };
 use crate::hce::store::DefaultsStore;
 use crate::hce::{Action, Category, LockState, Registry, ServiceKey, Session};
+use crate::identity::IdentityStore;
+use crate::lock::LockWatcher;
 use crate::logging::NCI_TARGET;
 use crate::notify::Notifier;
 use crate::transport::spec::TransportSpec;
@@ -107,7 +109,9 @@ pub struct Engine {
     host: dbus::HostServiceClient,
     channels: HashMap<ServiceKey, Arc<ApduChannel>>,
     tap: Option<Tap>,
-    lock: LockState,
+    identities: IdentityStore,
+    lock: tokio::sync::watch::Receiver<LockState>,
+    _lock_watcher: LockWatcher,
     deadline: Duration,
     epoch: Instant,
     retry: Option<(Instant, Retry)>,
@@ -122,6 +126,7 @@ impl Engine {
         config: Config,
         registry: Registry,
         store: DefaultsStore,
+        identities: IdentityStore,
         served: Served,
         requests: Requests,
     ) -> Result<Engine, dbus::ServeError> {
@@ -132,14 +137,12 @@ impl Engine {
                     doing: "watching clients leave the bus".to_owned(),
                     error,
                 })?;
-        let lock = match config.lock {
-            LockMode::Locked => LockState::Locked,
-            LockMode::Unlocked => LockState::Unlocked,
-            LockMode::Logind => {
-                info!("session lock state: following logind is not available; treating the device as unlocked (set lock.mode in the configuration)");
-                LockState::Unlocked
-            }
-        };
+        let (lock_watcher, lock) = LockWatcher::start(&served.conn, config.lock)
+            .await
+            .map_err(|error| dbus::ServeError::Bus {
+                doing: "following the session lock state".to_owned(),
+                error,
+            })?;
         let ctl = Box::new(Controller::new(convert::controller_config(&config)));
         let deadline = config.hce.apdu_deadline;
         let host = dbus::HostServiceClient::new(served.conn.clone());
@@ -155,7 +158,9 @@ impl Engine {
             host,
             channels: HashMap::new(),
             tap: None,
+            identities,
             lock,
+            _lock_watcher: lock_watcher,
             deadline,
             epoch: Instant::now(),
             retry: Some((Instant::now(), Retry::Open)),
@@ -471,7 +476,8 @@ impl Engine {
                 old.key
             );
         }
-        match tap.session.on_apdu(&self.registry, &apdu, &self.lock) {
+        let lock = *self.lock.borrow();
+        match tap.session.on_apdu(&self.registry, &apdu, &lock) {
             Action::Reply(sw) => {
                 debug!("answering {sw} ourselves");
                 self.respond(&sw.to_bytes());
@@ -807,6 +813,16 @@ impl Engine {
             .registry
             .register(key.clone(), options, &who)
             .map_err(convert::register_error)?;
+        // Bound after the registry accepted it, so a refused registration binds nothing.
+        if let Err(e) = self.identities.check_and_bind(
+            &request.id,
+            caller.uid,
+            caller.exe_sha256,
+            self.config.access.allow_id_rebind,
+        ) {
+            let _ = self.registry.unregister(&key);
+            return Err(e.into());
+        }
         // The client may have left between its call and now; its OwnerGone may already have
         // been handled, so check that it is still there.
         match dbus::names::name_has_owner(&self.served.conn, &key.owner).await {

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::dbus::{self, AdapterState, ManagerState};
 use crate::hce::{store::DefaultsStore, Defaults, Registry};
+use crate::identity::IdentityStore;
 
 pub use engine::Engine;
 
@@ -77,6 +78,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             Defaults::default()
         }
     };
+    let identities = IdentityStore::load(&config.state_dir).unwrap_or_else(|e| {
+        warn!("{e}");
+        *e.store
+    });
     let policy = convert::access_policy(&config.access).map_err(DaemonError::Access)?;
     let registry = Registry::new(policy, defaults);
 
@@ -104,7 +109,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .map(|n| n.to_string())
             .unwrap_or_default()
     );
-    let engine = Engine::new(config, registry, store, served, requests)
+    let engine = Engine::new(config, registry, store, identities, served, requests)
         .await
         .map_err(DaemonError::Bus)?;
     engine.run().await.map_err(DaemonError::Signals)

@@ -47,7 +47,10 @@ pub async fn export(conn: &Connection, sim: SimHandle) -> zbus::Result<()> {
     // A reopened virtual controller replaces the one before it.
     // Nothing to remove the first time: that error is expected.
     let _ = server.remove::<Simulator, _>(ADAPTER_PATH).await;
-    server.at(ADAPTER_PATH, Simulator::new(sim)).await.map(|_| ())
+    server
+        .at(ADAPTER_PATH, Simulator::new(sim))
+        .await
+        .map(|_| ())
 }
 
 /// `Tap` options, decoded.

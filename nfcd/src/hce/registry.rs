@@ -1296,7 +1296,9 @@ fn subset_tie_lengths(a: Key, b: Key) -> std::ops::Range<usize> {
     MIN_AID_LEN..longest.max(MIN_AID_LEN - 1) + 1
 }
 
-fn validate_id(id: &str) -> Result<(), RegisterError> {
+/// Check that `id` can be a service Id: non-empty, at most [`MAX_ID_LEN`] bytes, no white
+/// space or control characters. Also used for the Ids of stored identity bindings.
+pub(crate) fn validate_id(id: &str) -> Result<(), RegisterError> {
     if id.is_empty() {
         return Err(RegisterError::EmptyId);
     }

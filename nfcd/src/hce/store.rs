@@ -20,6 +20,10 @@
 //! writes a fresh file. A file of a newer format version is reported as
 //! [`StoreError::UnsupportedVersion`] and left in place. This module does no locking: one
 //! daemon owns the state directory.
+//!
+//! The reading and writing rules above belong to every state file, so they live in two
+//! crate-internal functions, `read_versioned` and `write_atomic`, that the other state files
+//! (`identities.json`, see [`crate::identity`]) use too.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -90,6 +94,8 @@ pub enum StoreError {
         path: PathBuf,
         /// The version it declares.
         version: u32,
+        /// The newest version this nfcd reads.
+        supported: u32,
     },
 }
 
@@ -98,15 +104,19 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             StoreError::Corrupt { path, kept, reason } => {
-                write!(f, "{}: corrupt defaults file ({reason})", path.display())?;
+                write!(f, "{}: corrupt state file ({reason})", path.display())?;
                 match kept {
                     Some(kept) => write!(f, "; moved to {}", kept.display()),
                     None => write!(f, "; could not move it aside"),
                 }
             }
-            StoreError::UnsupportedVersion { path, version } => write!(
+            StoreError::UnsupportedVersion {
+                path,
+                version,
+                supported,
+            } => write!(
                 f,
-                "{}: defaults file version {version} is newer than the supported version {DEFAULTS_VERSION}",
+                "{}: file format version {version} is newer than the supported version {supported}",
                 path.display()
             ),
         }
@@ -144,80 +154,112 @@ impl DefaultsStore {
     /// Read the defaults; a missing file gives empty defaults (see the module documentation
     /// for corrupt and newer files).
     pub fn load(&self) -> Result<Defaults, StoreError> {
-        let path = self.path();
-        let text = match fs::read(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Defaults::default()),
-            Err(source) => return Err(StoreError::Io { path, source }),
-        };
-        match decode(&text) {
-            Ok(defaults) => Ok(defaults),
-            Err(Decode::NewerVersion(version)) => {
-                Err(StoreError::UnsupportedVersion { path, version })
-            }
-            Err(Decode::Invalid(reason)) => {
-                let corrupt = self.dir.join(DEFAULTS_CORRUPT_FILE);
-                let kept = fs::rename(&path, &corrupt).ok().map(|()| corrupt);
-                Err(StoreError::Corrupt { path, kept, reason })
-            }
-        }
+        read_versioned(
+            &self.dir,
+            DEFAULTS_FILE,
+            DEFAULTS_CORRUPT_FILE,
+            DEFAULTS_VERSION,
+            decode,
+        )
+        .map(Option::unwrap_or_default)
     }
 
     /// Write `defaults` atomically (temp file, fsync, rename, fsync of the directory).
     pub fn save(&self, defaults: &Defaults) -> Result<(), StoreError> {
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         let file = DefaultsFile {
             version: DEFAULTS_VERSION,
             payment: defaults.payment.clone(),
             transit: defaults.transit.clone(),
         };
-        let mut text = serde_json::to_vec(&file)
-            .map_err(|e| io_err(&self.dir)(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        text.push(b'\n');
-
-        let temp = self.dir.join(DEFAULTS_TEMP_FILE);
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(io_err(&temp))?;
-        out.write_all(&text).map_err(io_err(&temp))?;
-        out.sync_all().map_err(io_err(&temp))?;
-        drop(out);
-
-        let path = self.path();
-        fs::rename(&temp, &path).map_err(io_err(&path))?;
-        // The rename is durable only once the directory entry itself is on disk.
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_err(&self.dir))
+        let text = to_json_line(&file).map_err(|source| StoreError::Io {
+            path: self.path(),
+            source,
+        })?;
+        write_atomic(&self.dir, DEFAULTS_TEMP_FILE, DEFAULTS_FILE, &text)
     }
 }
 
-enum Decode {
-    NewerVersion(u32),
-    Invalid(String),
+/// `value` as one line of JSON.
+pub(crate) fn to_json_line(value: &impl Serialize) -> io::Result<Vec<u8>> {
+    let mut text = serde_json::to_vec(value).map_err(io::Error::other)?;
+    text.push(b'\n');
+    Ok(text)
 }
 
-fn decode(text: &[u8]) -> Result<Defaults, Decode> {
-    let version = serde_json::from_slice::<VersionOnly>(text)
-        .map_err(|e| Decode::Invalid(e.to_string()))?
-        .version;
-    if version > DEFAULTS_VERSION {
-        return Err(Decode::NewerVersion(version));
-    }
-    if version != DEFAULTS_VERSION {
-        return Err(Decode::Invalid(format!("unknown version {version}")));
-    }
-    let file: DefaultsFile =
-        serde_json::from_slice(text).map_err(|e| Decode::Invalid(e.to_string()))?;
+/// Replace `dir/name` with `bytes` atomically: write `dir/temp_name`, fsync it, rename it over
+/// `dir/name`, fsync `dir`. After a crash or power loss the file holds either the old or the
+/// new content. `dir` is created if missing. Every state file of nfcd is written this way.
+pub(crate) fn write_atomic(
+    dir: &Path,
+    temp_name: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let temp = dir.join(temp_name);
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)
+        .map_err(io_err(&temp))?;
+    out.write_all(bytes).map_err(io_err(&temp))?;
+    out.sync_all().map_err(io_err(&temp))?;
+    drop(out);
+
+    let path = dir.join(name);
+    fs::rename(&temp, &path).map_err(io_err(&path))?;
+    // The rename is durable only once the directory entry itself is on disk.
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Read the versioned JSON state file `dir/name` (an object whose `version` member is the
+/// format version) and `decode` it. A missing file is `Ok(None)`. A file that is not such an
+/// object, declares another version below `version`, or that `decode` refuses, is moved to
+/// `dir/corrupt_name` (replacing an older one) and reported as [`StoreError::Corrupt`]. A file
+/// of a newer version is left in place and reported as [`StoreError::UnsupportedVersion`].
+pub(crate) fn read_versioned<T>(
+    dir: &Path,
+    name: &str,
+    corrupt_name: &str,
+    version: u32,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<Option<T>, StoreError> {
+    let path = dir.join(name);
+    let text = match fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Io { path, source }),
+    };
+    let checked = match serde_json::from_slice::<VersionOnly>(&text) {
+        Err(e) => Err(e.to_string()),
+        Ok(v) if v.version > version => {
+            return Err(StoreError::UnsupportedVersion {
+                path,
+                version: v.version,
+                supported: version,
+            })
+        }
+        Ok(v) if v.version != version => Err(format!("unknown version {}", v.version)),
+        Ok(_) => decode(&text),
+    };
+    checked.map(Some).map_err(|reason| {
+        let corrupt = dir.join(corrupt_name);
+        let kept = fs::rename(&path, &corrupt).ok().map(|()| corrupt);
+        StoreError::Corrupt { path, kept, reason }
+    })
+}
+
+fn decode(text: &[u8]) -> Result<Defaults, String> {
+    let file: DefaultsFile = serde_json::from_slice(text).map_err(|e| e.to_string())?;
     let check = |field: &str, id: Option<String>| match id {
-        Some(id) if id.is_empty() => Err(Decode::Invalid(format!("empty {field} id"))),
+        Some(id) if id.is_empty() => Err(format!("empty {field} id")),
         id => Ok(id),
     };
     Ok(Defaults {
