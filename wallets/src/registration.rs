@@ -307,6 +307,7 @@ impl HostService {
 impl HostService {
     /// ProcessApdu(ay command) → ay response: one C-APDU in, one R-APDU out (ISO/IEC 7816-4
     /// §5.1), the routing SELECT included.
+    #[zbus(out_args("response"))]
     async fn process_apdu(
         &self,
         #[zbus(header)] header: Header<'_>,

@@ -260,9 +260,9 @@ fn test_wallet_with_many_aids_serves_the_apdu_channel() {
     assert_eq!(
         aids,
         [
-            vec![0xF0, 0x4E, 0x46, 0x43, 0, 0, 0, 0],
-            vec![0xF0, 0x4E, 0x46, 0x43, 0, 0, 0, 1],
-            vec![0xF0, 0x4E, 0x46, 0x43, 0, 0, 0, 2]
+            vec![0xF0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xF0, 0, 0, 0, 0, 0, 0, 1],
+            vec![0xF0, 0, 0, 0, 0, 0, 0, 2]
         ]
     );
     let channel = fixture

@@ -702,6 +702,18 @@ impl SimHandle {
             // Same check and message as when the thread builds the script.
             script.build(options.aid.as_deref())?;
         }
+        let aid = options.aid.clone();
+        self.tap_with(move || script.build(aid.as_deref()), options).await
+    }
+
+    /// [`SimHandle::tap`] with any libnci [`Script`](libnci::sim::Script): `build` makes it on
+    /// the reader's thread (a script's decision steps are not `Send`). [`TapOptions::aid`] is
+    /// not applied; the script names its own AIDs. Same errors as [`SimHandle::tap`], plus
+    /// whatever `build` returns.
+    pub async fn tap_with<F>(&self, build: F, options: TapOptions) -> Result<TapReport, SimError>
+    where
+        F: FnOnce() -> Result<libnci::sim::Script, SimError> + Send + 'static,
+    {
         {
             let mut core = self.shared.lock();
             if core.tap_running {
@@ -719,7 +731,7 @@ impl SimHandle {
         std::thread::Builder::new()
             .name("nci-sim-reader".to_owned())
             .spawn(move || {
-                let result = run_tap(&guard.0, script, &options);
+                let result = build().and_then(|script| run_tap(&guard.0, script, &options));
                 if result.is_ok() {
                     guard.0.lock().taps += 1;
                 }
@@ -861,10 +873,9 @@ impl SimHandle {
 /// until the reader's next deadline, the controller's, or a change made by the host.
 fn run_tap(
     shared: &Shared,
-    script: TapScript,
+    script: libnci::sim::Script,
     options: &TapOptions,
 ) -> Result<TapReport, SimError> {
-    let script = script.build(options.aid.as_deref())?;
     let config = ReaderConfig {
         technology: options.tech.technology(),
         ..ReaderConfig::default()

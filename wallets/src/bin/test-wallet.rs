@@ -8,7 +8,7 @@
 //! | `READY` | registered (and the APDU channel opened, with `--channel`) |
 //! | `APDU <HEX>` | a C-APDU arrived (upper-case hex), before it is answered |
 //! | `DEACTIVATED <reason>` | `Deactivated(reason)` arrived |
-//! | `ERROR <name> <message>` | registration failed; `<name>` is the D-Bus error name (`org.nfcd.Error.*` from the daemon); exit code 2 |
+//! | `ERROR <name> <message>` | registration (or `--set-default`, `--preferred`) failed; `<name>` is the D-Bus error name (`org.nfcd.Error.*` from the daemon); exit code 2 |
 //!
 //! Behaviours (`--behaviour`):
 //! - `echo`: answers the C-APDU's data field followed by `9000` (just `9000` for no data or an
@@ -24,9 +24,11 @@
 //! - `empty`: answers zero bytes (not even a status word).
 //!
 //! Registration flags: `--aid`, `--prefix-aid`, `--subset-aid` (hex, repeatable),
-//! `--many-aids N` (adds N exact 8-byte AIDs `F0 4E 46 43 <i as 4 bytes>` for i = 0..N),
+//! `--many-aids N` (adds N exact 8-byte AIDs `F0 00 00 00 <i as 4 bytes>` for i = 0..N, the
+//! AIDs of the virtual reader's `sweep256` script),
 //! `--category` (default `other`), `--id`, `--name`, `--express`, `--requires-unlock`,
 //! `--channel`, `--set-default` (`SetDefaultService(category, id)` before `READY`),
+//! `--preferred` (`SetPreferredService(path)` before `READY`),
 //! `--any-caller` (answer ProcessApdu from any peer, for `busctl` poking).
 //! Exits 0 on SIGTERM/SIGINT after unregistering.
 
@@ -40,7 +42,7 @@ use libnci::apdu::{CommandApdu, StatusWord};
 use libnci::sim::cards::{response, status};
 use nfcd_wallets::cli::{self, ShutdownSignals};
 use nfcd_wallets::hex::{self, HexBytes};
-use nfcd_wallets::{ApduHandler, Bus, Registration};
+use nfcd_wallets::{ApduHandler, Bus, Registration, RegistrationHandle};
 
 /// Exit code when registration fails, after the `ERROR` line.
 const EXIT_REGISTRATION_FAILED: u8 = 2;
@@ -98,9 +100,11 @@ impl FromStr for Behaviour {
     }
 }
 
-/// The `i`-th AID of `--many-aids`: `F0 4E 46 43` ("\xF0NFC") followed by `i` big-endian.
+/// The `i`-th AID of `--many-aids`: `F0 00 00 00` followed by `i` big-endian (proprietary
+/// category `F`, ISO/IEC 7816-5). For `i` < 256 this is libnci's `sim::scripts::sweep_aid(i)`,
+/// so `--many-aids 256` answers every SELECT of the virtual reader's `sweep256` script.
 fn generated_aid(i: u32) -> Vec<u8> {
-    let mut aid = vec![0xF0, 0x4E, 0x46, 0x43];
+    let mut aid = vec![0xF0, 0x00, 0x00, 0x00];
     aid.extend_from_slice(&i.to_be_bytes());
     aid
 }
@@ -133,7 +137,7 @@ struct Args {
     /// Subset AID, hex (repeatable).
     #[arg(long)]
     subset_aid: Vec<HexBytes>,
-    /// Also register N generated 8-byte AIDs F04E4643 + index.
+    /// Also register N generated 8-byte AIDs F0000000 + index (the sweep256 reader's AIDs).
     #[arg(long, default_value_t = 0)]
     many_aids: u32,
     /// How to answer APDUs.
@@ -151,6 +155,9 @@ struct Args {
     /// Call SetDefaultService(category, id) before READY.
     #[arg(long)]
     set_default: bool,
+    /// Call SetPreferredService(path) before READY.
+    #[arg(long)]
+    preferred: bool,
     /// Answer ProcessApdu from any peer, not only nfcd.
     #[arg(long)]
     any_caller: bool,
@@ -207,6 +214,22 @@ impl ApduHandler for TestWallet {
     fn deactivated(&mut self, reason: &str) {
         println!("DEACTIVATED {reason}");
     }
+}
+
+/// `SetPreferredService(path)` on the connection that registered the service: while it is
+/// preferred, it wins AIDs it shares with other `other` services (doc/manager-api.md).
+async fn set_preferred_service(handle: &RegistrationHandle) -> Result<(), nfcd_wallets::Error> {
+    handle
+        .connection()
+        .call_method(
+            Some("org.nfcd"),
+            "/org/nfcd",
+            Some("org.nfcd.Manager1"),
+            "SetPreferredService",
+            &(handle.path(),),
+        )
+        .await?;
+    Ok(())
 }
 
 /// One line, whatever the message contains.
@@ -267,6 +290,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_REGISTRATION_FAILED);
         }
     };
+    if args.preferred {
+        if let Err(e) = set_preferred_service(&handle).await {
+            println!("ERROR {} {}", e.dbus_name(), single_line(&e.message()));
+            return ExitCode::from(EXIT_REGISTRATION_FAILED);
+        }
+    }
     println!("READY");
 
     cli::serve_until_signal(handle, &mut signals).await;
@@ -335,8 +364,10 @@ mod tests {
 
     #[test]
     fn many_aids_are_distinct_8_byte_aids() {
-        assert_eq!(generated_aid(0), [0xF0, 0x4E, 0x46, 0x43, 0, 0, 0, 0]);
-        assert_eq!(generated_aid(258), [0xF0, 0x4E, 0x46, 0x43, 0, 0, 1, 2]);
+        // F0 00 00 00 00 00 00 i: libnci's sweep_aid(i) for the first 256.
+        assert_eq!(generated_aid(0), [0xF0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(generated_aid(255), [0xF0, 0, 0, 0, 0, 0, 0, 0xFF]);
+        assert_eq!(generated_aid(258), [0xF0, 0, 0, 0, 0, 0, 1, 2]);
     }
 
     #[test]
