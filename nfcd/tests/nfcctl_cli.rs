@@ -266,6 +266,16 @@ mod nfcctl {
 
     #[interface(name = "org.nfcd.Simulator1")]
     impl FixtureSimulator {
+        /// Accepted and ignored: nfcctl has no command for it.
+        fn inject_fault(&self, fault: &str) {
+            let _ = fault;
+        }
+
+        /// Accepted and ignored: nfcctl has no command for it.
+        fn field(&self, on: bool) {
+            let _ = on;
+        }
+
         /// `emv`: an EMV kernel's first five commands, all answered 9000. `transit`: the gate's
         /// SELECT answered 6A82, a failed tap.
         #[zbus(out_args("records"))]
@@ -984,7 +994,7 @@ mod nfcctl {
         assert_eq!(v[0]["aids"][0], "A0000000031010");
         assert_eq!(v[0]["default"], true);
         assert_eq!(v[0]["preferred"], true);
-        assert_eq!(v[0]["uid"], serde_json::Value::Null);
+        assert_eq!(v[0]["uid"], 1000);
 
         let core = tokio::spawn(async move {
             match requests.manager.recv().await {

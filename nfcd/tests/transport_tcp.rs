@@ -154,10 +154,3 @@ async fn refused_connection_is_an_io_error() {
         "{err}"
     );
 }
-
-#[tokio::test]
-async fn sim_spec_is_not_opened_here() {
-    let spec: TransportSpec = "sim:nci2".parse().unwrap();
-    let err = AnyTransport::open(&spec).await.unwrap_err();
-    assert!(matches!(err, TransportError::Unsupported(_)), "{err}");
-}

@@ -1160,9 +1160,10 @@ mod tests {
             Some(StatusWord::NO_ERROR)
         );
         assert_eq!(host.selected(), Some("transit"));
+        // Balance 500 (0x1F4) ‖ counter 0, then 9000.
         assert_eq!(
             host.process(&TRANSIT_READ_BALANCE),
-            [0x00, 0x00, 0x01, 0xF4, 0x90, 0x00]
+            [0x00, 0x00, 0x01, 0xF4, 0x00, 0x00, 0x00, 0x00, 0x90, 0x00]
         );
         // An unknown AID: 6A82 from the host, the selection unchanged.
         assert_eq!(

@@ -703,7 +703,8 @@ impl SimHandle {
             script.build(options.aid.as_deref())?;
         }
         let aid = options.aid.clone();
-        self.tap_with(move || script.build(aid.as_deref()), options).await
+        self.tap_with(move || script.build(aid.as_deref()), options)
+            .await
     }
 
     /// [`SimHandle::tap`] with any libnci [`Script`](libnci::sim::Script): `build` makes it on
