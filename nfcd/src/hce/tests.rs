@@ -1412,62 +1412,6 @@ fn hce_category_parse_and_display() {
     );
 }
 
-/// Resolution cost with 1,000 AIDs (exact and prefix mixed, several prefix lengths).
-/// A benchmark, not a pass/fail timing: run with
-/// `cargo test --release -p nfcd hce_resolve_timing -- --ignored --nocapture`.
-#[test]
-#[ignore = "benchmark; run explicitly in release mode"]
-fn hce_resolve_timing() {
-    let mut reg = registry();
-    for s in 0..10u32 {
-        let mut opts = Opts::new(&format!("org.example.s{s}"), Category::Other);
-        for i in 0..90u32 {
-            opts.0.aids.push(
-                Aid::from_bytes(&[&[0xF0, s as u8][..], &i.to_be_bytes(), &[0x10, 0x10]].concat())
-                    .unwrap(),
-            );
-        }
-        for i in 0..10u32 {
-            let len = 5 + (i as usize % 4);
-            let bytes = [0xE0, s as u8, i as u8, 0x01, 0x02, 0x03, 0x04, 0x05];
-            opts.0
-                .prefix_aids
-                .push(Aid::from_bytes(&bytes[..len]).unwrap());
-        }
-        let registered = reg.register(key(":1.1", &format!("/s{s}")), opts.0, &user());
-        assert_eq!(registered, Ok(Registered::default()));
-    }
-    assert_eq!(reg.aid_count(), 1000);
-    let probes: Vec<Vec<u8>> = vec![
-        hex_bytes("F005000000301010"),
-        hex_bytes("E0030201020304FF"),
-        hex_bytes("A0000000041010"),
-    ];
-    let rounds = 100_000u32;
-    // Best of several runs per probe: the minimum is the cost, the rest is other load.
-    for (name, probe, expect_found) in [
-        ("exact", &probes[0], true),
-        ("prefix", &probes[1], true),
-        ("not found", &probes[2], false),
-    ] {
-        let mut best = std::time::Duration::MAX;
-        for _ in 0..5 {
-            let start = std::time::Instant::now();
-            let mut found = 0u32;
-            for _ in 0..rounds {
-                let resolution = reg.resolve(std::hint::black_box(probe), false, &UNLOCKED);
-                found += u32::from(resolution.key().is_some());
-            }
-            best = best.min(start.elapsed() / rounds);
-            assert_eq!(found, if expect_found { rounds } else { 0 }, "{name}");
-        }
-        println!(
-            "resolve {name}: {best:?} per SELECT with {} AIDs",
-            reg.aid_count()
-        );
-    }
-}
-
 // ---------------------------------------------------------------- reference model
 
 /// The resolution and conflict rules of the registry's module documentation, written as
