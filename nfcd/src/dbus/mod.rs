@@ -17,6 +17,7 @@ pub mod error;
 pub mod hostservice;
 pub mod introspect;
 pub mod manager;
+pub mod monitor;
 pub mod names;
 pub mod options;
 mod props;
