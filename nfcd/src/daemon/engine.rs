@@ -24,6 +24,7 @@ use tracing::{debug, info, warn, Level};
 
 use super::convert;
 use crate::config::Config;
+use crate::dbus::monitor::{ApduDirection, NciDirection};
 use crate::dbus::{
     self, AdapterRequest, ApduChannel, CallError, ChannelError, ManagerRequest, NameWatcher,
     OwnerGone, Requests, Served,
@@ -217,6 +218,7 @@ impl Engine {
                 _ = sigint.recv() => break,
                 res = recv(transport.as_mut()) => match res {
                     Ok(packet) => {
+                        self.served.monitor.nci(NciDirection::Rx, &packet);
                         self.trace("<", &packet);
                         let now = self.now();
                         self.ctl.handle_packet(&packet, now);
@@ -338,6 +340,7 @@ impl Engine {
             while let Some(packet) = self.ctl.poll_transmit() {
                 self.trace(">", &packet);
                 transport.send(&packet).await?;
+                self.served.monitor.nci(NciDirection::Tx, &packet);
             }
             let mut handled = false;
             while let Some(event) = self.next_event() {
@@ -480,7 +483,8 @@ impl Engine {
         match tap.session.on_apdu(&self.registry, &apdu, &lock) {
             Action::Reply(sw) => {
                 debug!("answering {sw} ourselves");
-                self.respond(&sw.to_bytes());
+                self.served.monitor.apdu(ApduDirection::Command, "", &apdu);
+                self.respond(&sw.to_bytes(), "");
             }
             Action::Forward { to, deselected } => {
                 if deselected.is_some() || tap.transaction.as_ref().is_some_and(|t| t.key != to) {
@@ -514,6 +518,10 @@ impl Engine {
                     }
                 });
                 transaction.apdus += 1;
+                if self.served.monitor.active() {
+                    let id = transaction.id.clone();
+                    self.served.monitor.apdu(ApduDirection::Command, &id, &apdu);
+                }
                 *inflight = Some(self.call(to, apdu));
             }
         }
@@ -554,7 +562,17 @@ impl Engine {
 
     async fn on_answer(&mut self, call: InFlight, result: Result<Vec<u8>, AppFailure>) {
         match result {
-            Ok(rsp) => self.respond(&rsp),
+            Ok(rsp) => {
+                let id = if self.served.monitor.active() {
+                    self.registry
+                        .get(&call.key)
+                        .map(|s| s.options.id.clone())
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                self.respond(&rsp, &id);
+            }
             Err(failure) => {
                 warn!("{} failed an APDU, answering 6F00: {failure}", call.key);
                 if call.via_channel && matches!(failure, AppFailure::Channel(_)) {
@@ -576,13 +594,19 @@ impl Engine {
         if let Some(t) = transaction {
             self.transaction_ended(t, "error");
         }
-        match action {
-            Action::Reply(sw) => self.respond(&sw.to_bytes()),
-            Action::Forward { .. } => self.respond(&StatusWord::NO_PRECISE_DIAGNOSIS.to_bytes()),
-        }
+        let sw = match action {
+            Action::Reply(sw) => sw,
+            Action::Forward { .. } => StatusWord::NO_PRECISE_DIAGNOSIS,
+        };
+        self.respond(&sw.to_bytes(), "");
     }
 
-    fn respond(&mut self, rsp: &[u8]) {
+    /// Send an R-APDU to the reader; `service` is the Id of the service that produced it,
+    /// empty when nfcd answered itself.
+    fn respond(&mut self, rsp: &[u8], service: &str) {
+        self.served
+            .monitor
+            .apdu(ApduDirection::Response, service, rsp);
         let now = self.now();
         if let Err(e) = self.ctl.send_data(rsp, now) {
             warn!("cannot send the response APDU: {e}");
@@ -652,6 +676,7 @@ impl Engine {
     }
 
     async fn on_owner_gone(&mut self, gone: OwnerGone, inflight: &mut Option<InFlight>) {
+        self.served.monitor.owner_gone(&gone.name);
         let removed = self.registry.remove_owner(&gone.name);
         if removed.is_empty() {
             return;

@@ -114,6 +114,8 @@ pub struct Served {
     pub manager: ManagerHandle,
     /// Publishes `org.nfcd.Adapter1` state and signals.
     pub adapter: AdapterHandle,
+    /// Feeds `org.nfcd.Monitor1` subscribers (a no-op while there are none).
+    pub monitor: monitor::MonitorHandle,
 }
 
 /// What clients ask of the core.
@@ -162,6 +164,9 @@ pub async fn serve(
         .map_err(bus_err(format!(
             "exporting org.nfcd.Adapter1 at {ADAPTER_PATH}"
         )))?;
+    let monitor = monitor::export(&conn).await.map_err(bus_err(format!(
+        "exporting org.nfcd.Monitor1 at {ADAPTER_PATH}"
+    )))?;
 
     request_name(&conn).await?;
     Ok((
@@ -169,6 +174,7 @@ pub async fn serve(
             conn,
             manager: manager_handle,
             adapter: adapter_handle,
+            monitor,
         },
         Requests {
             manager: manager_rx,
@@ -285,6 +291,14 @@ pub async fn check_served(conn: &Connection, dest: &str) -> Result<(), ServedMis
         ADAPTER_PATH,
         adapter::ADAPTER_INTERFACE,
         ADAPTER1_XML,
+    )
+    .await?;
+    check_served_interface(
+        conn,
+        dest,
+        ADAPTER_PATH,
+        monitor::MONITOR_INTERFACE,
+        monitor::MONITOR1_XML,
     )
     .await
 }
