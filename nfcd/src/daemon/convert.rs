@@ -125,6 +125,22 @@ pub fn service_options(request: &RegisterRequest) -> Result<ServiceOptions, dbus
     Ok(options)
 }
 
+/// A category name from a D-Bus argument called `what`.
+pub fn category(name: &str, what: &str) -> Result<Category, dbus::Error> {
+    name.parse()
+        .map_err(|e: crate::hce::registry::ParseCategoryError| {
+            dbus::Error::InvalidArguments(format!("{what}: {}", e.0))
+        })
+}
+
+/// The registry's view of a D-Bus caller.
+pub fn hce_caller(caller: &dbus::Caller) -> crate::hce::Caller {
+    crate::hce::Caller {
+        uid: caller.uid,
+        gids: caller.gids.clone(),
+    }
+}
+
 /// The D-Bus error for a registry refusal; the message is the registry's own text.
 pub fn register_error(e: RegisterError) -> dbus::Error {
     let message = e.to_string();

@@ -385,7 +385,7 @@ impl Engine {
                 if let Some(tap) = self.tap.take() {
                     self.end_tap(tap, d.reason_str());
                 }
-                debug!("card session ended: {}", describe_deactivation(&d));
+                debug!("card session ended: {d:?}");
             }
             OwnedEvent::Field(on) => {
                 let _ = self.served.adapter.update(|s| s.field_present = on).await;
@@ -398,9 +398,8 @@ impl Engine {
                     "re-initialising the controller (attempt {attempt})"
                 ));
                 warn!(
-                    "controller re-initialising (attempt {attempt}, in {} ms): {}",
+                    "controller re-initialising (attempt {attempt}, in {} ms): {cause:?}",
                     delay.as_millis(),
-                    describe_cause(&cause)
                 );
             }
             OwnedEvent::Error(e) => {
@@ -830,13 +829,9 @@ impl Engine {
         request: &dbus::RegisterRequest,
     ) -> Result<(), dbus::Error> {
         let options = convert::service_options(request)?;
-        let who = crate::hce::Caller {
-            uid: caller.uid,
-            gids: caller.gids.clone(),
-        };
         let registered = self
             .registry
-            .register(key.clone(), options, &who)
+            .register(key.clone(), options, &convert::hce_caller(caller))
             .map_err(convert::register_error)?;
         // Bound after the registry accepted it, so a refused registration binds nothing.
         if let Err(e) = self.identities.check_and_bind(
@@ -883,17 +878,12 @@ impl Engine {
         category: &str,
         id: &str,
     ) -> Result<(), dbus::Error> {
-        let category: Category =
-            category
-                .parse()
-                .map_err(|e: crate::hce::registry::ParseCategoryError| {
-                    dbus::Error::InvalidArguments(format!("category: {}", e.0))
-                })?;
-        let who = crate::hce::Caller {
-            uid: caller.uid,
-            gids: caller.gids.clone(),
-        };
-        if !self.registry_policy_allows(category, &who) {
+        let category = convert::category(category, "category")?;
+        if !self
+            .registry
+            .policy()
+            .allows(category, &convert::hce_caller(caller))
+        {
             return Err(dbus::Error::NotAuthorized(format!(
                 "this caller may not choose the default {category} service"
             )));
@@ -904,35 +894,21 @@ impl Engine {
             .map_err(convert::register_error)?;
         if let Err(e) = self.store.save(self.registry.defaults()) {
             // Keep memory and disk in agreement: undo.
-            match category {
-                Category::Payment => match &before.payment {
-                    Some(old) => {
-                        let _ = self.registry.set_default(category, old);
-                    }
-                    None => {
-                        let _ = self.registry.clear_default(category);
-                    }
-                },
-                Category::Transit => match &before.transit {
-                    Some(old) => {
-                        let _ = self.registry.set_default(category, old);
-                    }
-                    None => {
-                        let _ = self.registry.clear_default(category);
-                    }
-                },
-                Category::Other => {}
-            }
+            let previous = match category {
+                Category::Payment => before.payment,
+                Category::Transit => before.transit,
+                Category::Other => None,
+            };
+            let _ = match previous {
+                Some(old) => self.registry.set_default(category, &old),
+                None => self.registry.clear_default(category),
+            };
             return Err(dbus::Error::Failed(format!(
                 "saving the default service: {e}"
             )));
         }
         info!("default {category} service is now {id}");
         Ok(())
-    }
-
-    fn registry_policy_allows(&self, category: Category, who: &crate::hce::Caller) -> bool {
-        self.registry.policy().allows(category, who)
     }
 
     fn trace(&self, dir: &str, packet: &[u8]) {
@@ -1081,14 +1057,6 @@ fn describe_controller(info: &libnci::controller::ControllerInfo) -> String {
         ),
         None => info.manufacturer.to_string(),
     }
-}
-
-fn describe_deactivation(d: &Deactivation) -> String {
-    format!("{d:?}")
-}
-
-fn describe_cause(c: &ReinitCause) -> String {
-    format!("{c:?}")
 }
 
 fn hex(bytes: &[u8]) -> String {
