@@ -21,6 +21,7 @@
 #![no_main]
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 
 use heapless::Vec as HVec;
 use libfuzzer_sys::fuzz_target;
@@ -70,6 +71,12 @@ struct World {
     outstanding: Option<&'static str>,
     /// An `Event::Data` has not been answered yet.
     answer_owed: bool,
+}
+
+/// `NFCD_FUZZ_TRACE=1` prints every op and event, to follow a crashing input.
+fn tracing() -> bool {
+    static TRACING: OnceLock<bool> = OnceLock::new();
+    *TRACING.get_or_init(|| std::env::var_os("NFCD_FUZZ_TRACE").is_some())
 }
 
 fn is_response(packet: &[u8]) -> bool {
@@ -124,11 +131,17 @@ impl World {
         while let Some(packet) = self.ctl.poll_transmit() {
             transmitted += 1;
             assert!(transmitted < DRAIN_LIMIT, "poll_transmit never runs dry");
+            if tracing() {
+                eprintln!("  DH -> NFCC {:02X?}", &packet[..]);
+            }
             self.check_transmit(&packet);
             self.to_nfcc.push_back(packet.to_vec());
         }
         let mut events = 0;
         while let Some(event) = self.ctl.poll_event() {
+            if tracing() {
+                eprintln!("  event {event:?}");
+            }
             events += 1;
             assert!(events < DRAIN_LIMIT, "poll_event never runs dry");
             match event {
@@ -198,6 +211,9 @@ impl World {
     }
 
     fn to_controller(&mut self, packet: &[u8]) {
+        if tracing() {
+            eprintln!("  NFCC -> DH {packet:02X?}");
+        }
         if is_response(packet) {
             self.outstanding = None;
         }
@@ -299,7 +315,11 @@ impl World {
 
     /// One operation.
     fn step(&mut self, input: &mut Input<'_>) {
-        match input.u8() % 21 {
+        let op = input.u8() % 21;
+        if tracing() {
+            eprintln!("{:?} {:?}: op {op}", self.now, self.ctl.state());
+        }
+        match op {
             // Packets cross one at a time, or until both sides are quiet.
             0 => {
                 self.deliver_to_nfcc();
