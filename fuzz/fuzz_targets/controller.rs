@@ -210,7 +210,7 @@ impl World {
         }
     }
 
-    fn to_controller(&mut self, packet: &[u8]) {
+    fn feed_controller(&mut self, packet: &[u8]) {
         if tracing() {
             eprintln!("  NFCC -> DH {packet:02X?}");
         }
@@ -232,7 +232,7 @@ impl World {
         let Some(packet) = self.to_dh.pop_front() else {
             return false;
         };
-        self.to_controller(&packet);
+        self.feed_controller(&packet);
         true
     }
 
@@ -260,7 +260,7 @@ impl World {
     }
 
     fn advance(&mut self, by: Duration) {
-        self.now = self.now + by;
+        self.now += by;
         self.timers();
     }
 
@@ -352,7 +352,7 @@ impl World {
             }
             6 => {
                 let packet = input.len_prefixed().to_vec();
-                self.to_controller(&packet);
+                self.feed_controller(&packet);
             }
             7 => {
                 let mut packet = input.take(3).to_vec();
@@ -360,7 +360,7 @@ impl World {
                 let len = usize::from(packet[2]);
                 packet.extend_from_slice(input.take(len));
                 packet.resize(3 + len, 0);
-                self.to_controller(&packet);
+                self.feed_controller(&packet);
             }
             8 => {
                 if let Some(packet) = self.to_dh.front().cloned() {
