@@ -17,7 +17,11 @@
 //!   earlier one has neither been answered by a response packet nor timed out;
 //! - while a command waits for its response, or a back-off runs, a timer is armed;
 //! - `handle_timeout` at the deadline consumes it: the timer does not stay in the past;
-//! - `send_data` is accepted only when a command APDU (`Event::Data`) awaits its answer.
+//! - `send_data` is accepted only when a command APDU (`Event::Data`) awaits its answer;
+//! - on a calm link — packets only delivered in order, time never advanced, no forced restart —
+//!   the two independently written sides always agree: the controller never re-initialises,
+//!   the virtual NFCC never sees a malformed packet, and once every packet has crossed the
+//!   controller is not left waiting in `Initializing` or `Reconfiguring` (a hang).
 #![no_main]
 
 use std::collections::VecDeque;
@@ -71,6 +75,9 @@ struct World {
     outstanding: Option<&'static str>,
     /// An `Event::Data` has not been answered yet.
     answer_owed: bool,
+    /// No packet was lost, damaged, replayed or made up, time never advanced and `start` was
+    /// not called again: nothing the controller should have to recover from.
+    calm: bool,
 }
 
 /// `NFCD_FUZZ_TRACE=1` prints every op and event, to follow a crashing input.
@@ -118,6 +125,7 @@ impl World {
             sent: Box::new(Reassembler::new()),
             outstanding: None,
             answer_owed: false,
+            calm: true,
         };
         world.nfcc.power_on(world.now);
         world.ctl.start(world.now);
@@ -150,13 +158,21 @@ impl World {
                     self.answer_owed = true;
                 }
                 Event::Activated(_) | Event::Deactivated(_) => self.answer_owed = false,
-                Event::Reinitializing { .. } => {
+                Event::Reinitializing { cause, .. } => {
+                    assert!(!self.calm, "re-initialisation on a calm link: {cause:?}");
                     // Whatever was waiting is abandoned; the next command is CORE_RESET_CMD.
                     self.answer_owed = false;
                     self.outstanding = None;
                 }
                 _ => {}
             }
+        }
+        if self.calm {
+            assert_eq!(
+                self.nfcc.stats().malformed_packets,
+                0,
+                "the NFCC got a malformed packet"
+            );
         }
         while let Some(t) = self.nfcc.poll_transmit() {
             self.to_dh.push_back(t.bytes);
@@ -313,11 +329,40 @@ impl World {
         routes
     }
 
+    /// Deliver packets both ways until both sides are quiet (or `rounds` run out).
+    fn pump(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            let moved = self.deliver_to_nfcc() | self.deliver_to_dh();
+            self.drain();
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// At the end of a calm run: let everything cross, then the controller must have settled.
+    fn settle(&mut self) {
+        if !self.calm {
+            return;
+        }
+        self.pump(4096);
+        if self.to_nfcc.is_empty() && self.to_dh.is_empty() {
+            let state = self.ctl.state();
+            assert!(
+                !matches!(state, State::Initializing | State::Reconfiguring),
+                "stuck in {state:?} with nothing in flight"
+            );
+        }
+    }
+
     /// One operation.
     fn step(&mut self, input: &mut Input<'_>) {
         let op = input.u8() % 21;
         if tracing() {
             eprintln!("{:?} {:?}: op {op}", self.now, self.ctl.state());
+        }
+        if (4..=10).contains(&op) || op == 20 {
+            self.calm = false;
         }
         match op {
             // Packets cross one at a time, or until both sides are quiet.
@@ -327,15 +372,7 @@ impl World {
             1 => {
                 self.deliver_to_dh();
             }
-            2 | 3 => {
-                for _ in 0..256 {
-                    let moved = self.deliver_to_nfcc() | self.deliver_to_dh();
-                    self.drain();
-                    if !moved {
-                        break;
-                    }
-                }
-            }
+            2 | 3 => self.pump(256),
             // The link loses, damages, replays or makes up packets to the host.
             4 => {
                 self.to_dh.pop_front();
@@ -453,4 +490,5 @@ fuzz_target!(|data: &[u8]| {
     while !input.is_empty() {
         world.step(&mut input);
     }
+    world.settle();
 });
