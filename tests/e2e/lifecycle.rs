@@ -3,7 +3,7 @@
 
 use libnci::sim::{Fault, Trigger};
 use nfcd::simhost::{Profile, TapOutcome, TapScript};
-use nfcd_e2e::bus::{wait_default, wait_registered, wait_unregistered};
+use nfcd_e2e::bus::{wait_default, wait_present, wait_registered, wait_unregistered};
 use nfcd_e2e::process::WalletKind;
 use nfcd_e2e::rig::{Link, Rig, RigOptions};
 use nfcd_e2e::scripts::{status_words, Apdus};
@@ -128,5 +128,40 @@ async fn power_cycle_between_taps_is_survived() {
 
     wallet.stop().await;
     wait_unregistered(rig.manager(), id).await;
+    rig.finish().await;
+}
+
+/// The controller's link goes away (the device is unplugged: nfcd's transport reads EOF) and
+/// comes back: the adapter shows `Present=false` meanwhile, every registration and default is
+/// kept, nfcd reopens the transport by itself, initialises the controller again and the next
+/// tap reaches the same wallet — no restart of nfcd or of the wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_link_lost_and_back_keeps_registrations() {
+    let mut rig = Rig::start(RigOptions {
+        link: Link::Tcp,
+        ..RigOptions::default()
+    })
+    .await;
+    let id = "org.e2e.pay.unplugged";
+    let mut wallet = rig.wallet(WalletKind::Payment, id, &[]).await;
+    rig.manager()
+        .set_default_service("payment", id)
+        .await
+        .unwrap_or_else(|e| panic!("SetDefaultService: {e}"));
+    wait_default(rig.manager(), "payment", id).await;
+
+    rig.cut_link();
+    wait_present(rig.adapter(), false).await;
+    wait_registered(rig.manager(), id).await;
+    wait_default(rig.manager(), "payment", id).await;
+
+    rig.restore_link().await;
+    wait_present(rig.adapter(), true).await;
+    rig.wait_listening().await;
+    let report = rig.tap(TapScript::Emv).await;
+    assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
+    assert_eq!(wallet.commands().len(), report.apdus.len());
+
+    wallet.stop().await;
     rig.finish().await;
 }

@@ -148,6 +148,47 @@ impl Rig {
         }
     }
 
+    /// The controller goes away: the TCP link to the virtual controller is cut, as when its
+    /// device is unplugged. [`Link::Tcp`] only.
+    pub fn cut_link(&mut self) {
+        match &self.host {
+            Some((_, task)) if self.args.transport.starts_with("tcp:") => task.abort(),
+            _ => panic!("cut_link needs Link::Tcp"),
+        }
+    }
+
+    /// The controller comes back: the same virtual controller (its stored configuration
+    /// kept) is served again on the address nfcd was given.
+    pub async fn restore_link(&mut self) {
+        let addr: SocketAddr = self
+            .args
+            .transport
+            .strip_prefix("tcp:")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("restore_link needs Link::Tcp, not {}", self.args.transport));
+        let Some((host, task)) = self.host.take() else {
+            panic!("restore_link needs a virtual controller served here");
+        };
+        let (_, task_again) = within("serving the virtual controller again", WAIT, async {
+            // The aborted listener may take a moment to release the port.
+            loop {
+                match host.serve_tcp(addr).await {
+                    Ok(served) => break served,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await;
+        drop(task);
+        self.host = Some((host, task_again));
+    }
+
+    /// Wait until the virtual controller served here is discovering again.
+    pub async fn wait_listening(&self) {
+        self.wait_discovering("the virtual controller discovering again")
+            .await;
+    }
+
     /// A PN7150 on a pty with `apdu_deadline_ms`.
     pub async fn with_deadline(apdu_deadline_ms: u32) -> Rig {
         Rig::start(RigOptions {
