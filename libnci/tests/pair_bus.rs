@@ -4,6 +4,8 @@
 //! transaction; Hs-mode adds the 25 µs master code; reads are header, then payload).
 #![cfg(feature = "sim")]
 
+mod i2c_formula;
+
 use libnci::controller::Config;
 use libnci::sim::bus::round_up_to_micros;
 use libnci::sim::scripts::{self, EmvParams};
@@ -13,30 +15,7 @@ use libnci::sim::{
 };
 use libnci::time::Duration;
 
-/// One I²C transaction of `n` data bytes, in nanoseconds (rounded up).
-fn transaction_ns(hz: u64, n: u64) -> u64 {
-    let bits = 9 * n + 11;
-    let master_code = if hz == 3_400_000 { 25_000 } else { 0 };
-    (bits * 1_000_000_000).div_ceil(hz) + master_code
-}
-
-/// An NCI packet of `len` octets: one write from the DH; the NFCC's is read as the 3-octet
-/// header, then the payload (none for an empty one).
-fn packet_ns(hz: u64, direction: Direction, len: u64) -> u64 {
-    match direction {
-        Direction::DhToNfcc => transaction_ns(hz, len),
-        Direction::NfccToDh if len > 3 => transaction_ns(hz, 3) + transaction_ns(hz, len - 3),
-        Direction::NfccToDh => transaction_ns(hz, 3),
-    }
-}
-
-fn speeds() -> [(BusSpeed, u64); 3] {
-    [
-        (BusSpeed::Standard, 100_000),
-        (BusSpeed::Fast, 400_000),
-        (BusSpeed::HighSpeed, 3_400_000),
-    ]
-}
+use i2c_formula::{packet_ns, speeds};
 
 fn formula(entries: &[TraceEntry], hz: u64) -> Duration {
     let ns = entries

@@ -2,6 +2,8 @@
 //! ISO-DEP frame times, checked against the formulas computed here from first principles.
 #![cfg(feature = "sim")]
 
+mod i2c_formula;
+
 use libnci::sim::rf::message_time;
 use libnci::sim::scripts::SELECT_PPSE;
 use libnci::sim::{
@@ -9,32 +11,9 @@ use libnci::sim::{
     RfTiming, Script, ScriptedDh, Step, TapOutcome,
 };
 use libnci::time::Duration;
+
+use i2c_formula::{packet_ns, speeds, transaction_ns};
 use libnci::wire::RfTechnology;
-
-/// One I²C transaction of `n` data bytes: START, address + ACK (9), 9 per byte, STOP; Hs-mode
-/// adds the 25 µs master code. Exact nanoseconds, rounded up.
-fn transaction_ns(hz: u64, n: u64) -> u64 {
-    let bits = 9 * n + 11;
-    let master_code = if hz == 3_400_000 { 25_000 } else { 0 };
-    (bits * 1_000_000_000).div_ceil(hz) + master_code
-}
-
-/// DH → NFCC: one write. NFCC → DH: header read, then payload read.
-fn packet_ns(hz: u64, direction: Direction, len: u64) -> u64 {
-    match direction {
-        Direction::DhToNfcc => transaction_ns(hz, len),
-        Direction::NfccToDh if len > 3 => transaction_ns(hz, 3) + transaction_ns(hz, len - 3),
-        Direction::NfccToDh => transaction_ns(hz, 3),
-    }
-}
-
-fn speeds() -> [(BusSpeed, u64); 3] {
-    [
-        (BusSpeed::Standard, 100_000),
-        (BusSpeed::Fast, 400_000),
-        (BusSpeed::HighSpeed, 3_400_000),
-    ]
-}
 
 fn no_card(_: &[u8]) -> Vec<u8> {
     vec![0x90, 0x00]
