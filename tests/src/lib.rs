@@ -87,9 +87,7 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Upper-case hex, as the wallets print APDUs.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
+pub use nfcd::hex;
 
 /// Bytes from hex written in a test (spaces allowed). Panics on a typo: test data only.
 pub fn unhex(text: &str) -> Vec<u8> {

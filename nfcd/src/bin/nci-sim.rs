@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use nfcd::hex;
 use nfcd::simhost::{
     outcome_name, BusSpeed, FaultSpec, Profile, SimError, SimHandle, SimHost, SimOptions,
     TapOptions, TapScript, Tech,
@@ -77,10 +78,6 @@ fn parse_bus(s: &str) -> Result<BusSpeed, String> {
 
 /// Default bound of `wait-ready`.
 const WAIT_READY_DEFAULT: Duration = Duration::from_secs(10);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
 
 /// What a command line asks for.
 enum Command {

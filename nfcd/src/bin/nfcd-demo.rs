@@ -351,7 +351,7 @@ async fn tap(conn: &Connection, script: &str) -> Result<bool, String> {
 }
 
 fn hex(bytes: &[u8], max: usize) -> String {
-    let shown: String = bytes.iter().take(max).map(|b| format!("{b:02X}")).collect();
+    let shown = nfcd::hex(bytes.get(..max).unwrap_or(bytes));
     if bytes.len() > max {
         format!("{shown}… ({} bytes)", bytes.len())
     } else {

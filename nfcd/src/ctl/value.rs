@@ -196,16 +196,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Bytes in uppercase hex without separators (`A0000000041010`), the way AIDs are written.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02X}");
-    }
-    s
-}
+pub use crate::hex;
 
 /// Building `a{sv}` values for the tests of the commands.
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::config::{self, AccessConfig, Config, ListenConfig, Technology};
 use crate::dbus::{self, RegisterRequest, RoutingEntry, ServiceInfo};
 use crate::hce::registry::{parse_aid_list, AidKind, Principal};
 use crate::hce::{AccessPolicy, Category, Defaults, RegisterError, Registry, ServiceOptions};
+use crate::hex;
 use crate::identity::IdentityStore;
 
 /// Resolve the configured user and group names to ids (done once at start).
@@ -205,7 +206,6 @@ pub fn routing_entries(table: &libnci::routing::RoutingTable) -> Vec<RoutingEntr
 }
 
 fn routing_entry(entry: &RoutingEntryRepr<'_>) -> RoutingEntry {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
     let (kind, value) = match entry {
         RoutingEntryRepr::Technology { technology, .. } => (
             "technology".to_owned(),

@@ -16,7 +16,7 @@ use libnci::controller::{
     Activation, Controller, ControllerError, Deactivation, Event, ReinitCause, State,
 };
 use libnci::time::Instant as NciInstant;
-use libnci::wire::{Message, NciVersion};
+use libnci::wire::{HexBytes, Message, NciVersion};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -920,7 +920,7 @@ impl Engine {
                 .unwrap_or(NciVersion::V1_0);
             match Message::parse_packet(packet, version) {
                 Ok(m) => debug!(target: NCI_TARGET, "{dir} {m}"),
-                Err(_) => debug!(target: NCI_TARGET, "{dir} {}", hex(packet)),
+                Err(_) => debug!(target: NCI_TARGET, "{dir} {}", HexBytes(packet)),
             }
         }
     }
@@ -1057,12 +1057,4 @@ fn describe_controller(info: &libnci::controller::ControllerInfo) -> String {
         ),
         None => info.manufacturer.to_string(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
