@@ -51,7 +51,7 @@ pub const HOSTSERVICE1_XML: &str = include_str!("../../../dbus/org.nfcd.HostServ
 /// How many requests of each kind may wait for the core before callers wait too.
 const REQUEST_QUEUE: usize = 64;
 
-pub use crate::config::BusSpec as Bus;
+use crate::config::BusSpec;
 
 /// Why nfcd could not get onto the bus.
 #[derive(Debug)]
@@ -93,11 +93,11 @@ fn bus_err(doing: impl Into<String>) -> impl FnOnce(zbus::Error) -> ServeError {
 }
 
 /// Connect to `bus` (no name requested yet).
-pub async fn connect(bus: &Bus) -> Result<Connection, ServeError> {
+pub async fn connect(bus: &BusSpec) -> Result<Connection, ServeError> {
     let builder = match bus {
-        Bus::System => connection::Builder::system(),
-        Bus::Session => connection::Builder::session(),
-        Bus::Address(a) => connection::Builder::address(a.as_str()),
+        BusSpec::System => connection::Builder::system(),
+        BusSpec::Session => connection::Builder::session(),
+        BusSpec::Address(a) => connection::Builder::address(a.as_str()),
     };
     builder
         .build()
@@ -133,7 +133,7 @@ pub struct Requests {
 /// requested without queueing or replacement: if another connection owns it, this fails with
 /// [`ServeError::NameTaken`].
 pub async fn serve(
-    bus: &Bus,
+    bus: &BusSpec,
     manager_state: ManagerState,
     adapter_state: AdapterState,
 ) -> Result<(Served, Requests), ServeError> {
@@ -301,20 +301,4 @@ pub async fn check_served(conn: &Connection, dest: &str) -> Result<(), ServedMis
         monitor::MONITOR1_XML,
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bus_from_str() {
-        assert_eq!("system".parse::<Bus>(), Ok(Bus::System));
-        assert_eq!("session".parse::<Bus>(), Ok(Bus::Session));
-        assert_eq!(
-            "unix:path=/tmp/b".parse::<Bus>(),
-            Ok(Bus::Address("unix:path=/tmp/b".into()))
-        );
-        assert!("sytem".parse::<Bus>().is_err());
-    }
 }

@@ -132,8 +132,8 @@ impl TestBus {
     }
 
     /// The address as an nfcd `Bus`.
-    pub fn bus(&self) -> nfcd::dbus::Bus {
-        nfcd::dbus::Bus::Address(self.address.clone())
+    pub fn bus(&self) -> nfcd::config::BusSpec {
+        nfcd::config::BusSpec::Address(self.address.clone())
     }
 
     /// A new client connection.
