@@ -234,11 +234,19 @@ impl std::error::Error for WatchError {}
 /// `i2c-N` → `i2c-dev`, `gpiochipN` → `gpio`. The parent devices' events (`usb-serial`,
 /// `usb`, the I²C adapter itself) carry no `DEVNAME` of ours and are ignored; the node's own
 /// `remove` always follows them.
+///
+/// A node reached through a symlink is watched under the name the link points to when the
+/// watch is made or [refreshed](DeviceWatch::refresh); a re-plugged USB-serial adapter may come
+/// back under another name (`ttyUSB1`) behind the same `/dev/serial/by-id/...` link, whose
+/// `add` this watch cannot recognise ([`DeviceWatch::follows_link`] says when that can happen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceWatch {
+    /// The path as configured, symlink or not.
+    configured: PathBuf,
     path: PathBuf,
     devname: String,
     subsystem: Option<&'static str>,
+    via_link: bool,
 }
 
 impl DeviceWatch {
@@ -246,19 +254,42 @@ impl DeviceWatch {
     /// resolved first while it still exists, because uevents name the kernel's node.
     pub fn new(node: &Path) -> Result<Self, WatchError> {
         let path = std::fs::canonicalize(node).unwrap_or_else(|_| node.to_path_buf());
-        let devname = path
-            .strip_prefix("/dev")
-            .ok()
-            .and_then(|p| p.to_str())
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| WatchError::NotUnderDev(node.to_path_buf()))?
-            .to_owned();
-        let subsystem = subsystem_of(&devname);
+        let devname =
+            devname_of(&path).ok_or_else(|| WatchError::NotUnderDev(node.to_path_buf()))?;
         Ok(Self {
+            configured: node.to_path_buf(),
+            via_link: path != node,
             path,
+            subsystem: subsystem_of(&devname),
             devname,
-            subsystem,
         })
+    }
+
+    /// Resolves the configured path again, as the transport's `open` just did, so that the
+    /// watch names the node in use now. Returns whether that node differs from the one watched
+    /// before. A dangling link or a target outside /dev leaves the watch as it was.
+    pub fn refresh(&mut self) -> bool {
+        let Ok(path) = std::fs::canonicalize(&self.configured) else {
+            return false;
+        };
+        let Some(devname) = devname_of(&path) else {
+            return false;
+        };
+        self.via_link = path != self.configured;
+        if path == self.path {
+            return false;
+        }
+        self.subsystem = subsystem_of(&devname);
+        self.path = path;
+        self.devname = devname;
+        true
+    }
+
+    /// Whether the configured path was a symlink to the watched node when last resolved: the
+    /// device may then return under another kernel name behind the same link, so an `add`
+    /// for the watched name is not the only way it comes back.
+    pub fn follows_link(&self) -> bool {
+        self.via_link
     }
 
     /// The node's name relative to /dev, as uevents spell it in `DEVNAME`.
@@ -293,6 +324,15 @@ impl DeviceWatch {
             _ => None,
         }
     }
+}
+
+/// The name of node `path` relative to /dev, as uevents spell it in `DEVNAME`.
+fn devname_of(path: &Path) -> Option<String> {
+    path.strip_prefix("/dev")
+        .ok()
+        .and_then(|p| p.to_str())
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
 }
 
 /// The subsystem whose device class creates nodes named like `devname`.

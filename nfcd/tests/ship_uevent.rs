@@ -320,6 +320,43 @@ fn ship_uevent_watch_resolves_symlinks_to_the_kernel_node() {
     assert!(!watch("/dev/ttyUSB97").present());
 }
 
+#[test]
+fn ship_uevent_watch_follows_a_repointed_link_on_refresh() {
+    // A /dev/serial/by-id/... link whose adapter came back under another name: /dev/null and
+    // /dev/zero stand in for ttyUSB0 and ttyUSB1.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("usb-NXP_PN7150-if00-port0");
+    std::os::unix::fs::symlink("/dev/null", &link).expect("symlink");
+    let mut w = DeviceWatch::new(&link).expect("symlink into /dev is watchable");
+    assert!(w.follows_link());
+    assert_eq!(w.devname(), "null");
+    assert!(!w.refresh(), "nothing changed");
+    // Unplugged: udev removed the link. The watch keeps the last node it knew.
+    std::fs::remove_file(&link).expect("remove link");
+    assert!(!w.refresh());
+    assert_eq!(w.devname(), "null");
+    // Re-plugged under another name.
+    std::os::unix::fs::symlink("/dev/zero", &link).expect("symlink again");
+    assert!(w.refresh());
+    assert_eq!(w.devname(), "zero");
+    assert!(w.follows_link());
+    let null_gone =
+        parse(b"remove@/devices/virtual/mem/null\0ACTION=remove\0SUBSYSTEM=mem\0DEVNAME=null\0");
+    let zero_gone =
+        parse(b"remove@/devices/virtual/mem/zero\0ACTION=remove\0SUBSYSTEM=mem\0DEVNAME=zero\0");
+    assert_eq!(
+        w.classify(&null_gone),
+        None,
+        "the old name is no longer ours"
+    );
+    assert_eq!(w.classify(&zero_gone), Some(DeviceEvent::Removed));
+
+    // A node given directly is no link and never changes.
+    let mut plain = watch("/dev/null");
+    assert!(!plain.follows_link());
+    assert!(!plain.refresh());
+}
+
 /// Opens the real socket, makes the kernel emit `change` for tty0 and waits for it.
 #[test]
 fn ship_uevent_live_netlink_round_trip() {

@@ -270,4 +270,22 @@ mod simhost {
             "at least the seven C-APDUs: {stats:?}"
         );
     }
+
+    /// A process started while a pty is served does not inherit its ends: once the server
+    /// closes them the line is gone (`/dev/pts/N` disappears), as when an adapter is pulled.
+    #[tokio::test]
+    async fn pty_ends_are_not_inherited_by_child_processes() {
+        let pty = nfcd::simhost::open_pty().expect("open a pty");
+        let path = pty.slave_path.clone();
+        assert!(path.exists());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("start sleep");
+        drop(pty);
+        let gone = !path.exists();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(gone, "{} outlived its master", path.display());
+    }
 }

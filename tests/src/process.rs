@@ -81,6 +81,11 @@ impl Child {
         &self.log
     }
 
+    /// The process id, while the process has not been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     fn signal(&self, signal: Signal) {
         if self.status.is_some() {
             return;
@@ -205,6 +210,11 @@ impl Nfcd {
     /// Whether it still runs.
     pub fn is_running(&mut self) -> bool {
         self.child.is_running()
+    }
+
+    /// Its process id, until it has been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.pid()
     }
 
     /// Wait at most `limit` for it to exit.

@@ -8,10 +8,11 @@
 //! directory is kept.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use nfcd::simhost::{
-    Profile, SimError, SimHandle, SimHost, SimOptions, TapOptions, TapReport, TapScript,
+    Profile, Pty, SimError, SimHandle, SimHost, SimOptions, TapOptions, TapReport, TapScript,
 };
 use tokio::task::JoinHandle;
 use zbus::Connection;
@@ -55,6 +56,31 @@ impl Default for RigOptions {
             link: Link::Pty,
             apdu_deadline_ms: None,
         }
+    }
+}
+
+/// A virtual controller served on a new pseudo-terminal before nfcd starts, for tests that put
+/// the line somewhere else first — behind a symlink, bind-mounted over a real tty node — and
+/// then start nfcd there with [`Rig::start_on_line`].
+pub struct ServedPty {
+    host: SimHost,
+    task: JoinHandle<Result<(), SimError>>,
+    path: PathBuf,
+}
+
+impl ServedPty {
+    /// Serve a controller of `profile` on a new pty. Must run inside a tokio runtime.
+    pub fn new(profile: Profile) -> ServedPty {
+        let host = SimHost::new(profile, SimOptions::default());
+        let (path, task) = host
+            .serve_pty()
+            .unwrap_or_else(|e| panic!("serving the virtual controller on a pty: {e}"));
+        ServedPty { host, task, path }
+    }
+
+    /// The pty's slave side, `/dev/pts/N`.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -138,6 +164,94 @@ impl Rig {
         rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
             .await;
         rig
+    }
+
+    /// Start as [`Rig::start`] with the defaults of [`RigOptions`], on a line the test prepared:
+    /// the controller is `served`, and nfcd is started on `uart:<device>`, where `device` is
+    /// what `line` returns — given the test's scratch directory, before nfcd starts — e.g. a
+    /// symlink to [`ServedPty::path`] or a tty node the pty was bind-mounted over.
+    pub async fn start_on_line(served: ServedPty, line: impl FnOnce(&Scratch) -> PathBuf) -> Rig {
+        let scratch = Scratch::new(&test_tag());
+        let bus = TestBus::session();
+        let device = line(&scratch);
+        let config = scratch.join("nfcd.toml");
+        write(&config, "[lock]\nmode = \"unlocked\"\n");
+        let state_dir = scratch.join("state");
+        if let Err(e) = std::fs::create_dir_all(&state_dir) {
+            panic!("cannot create {}: {e}", state_dir.display());
+        }
+        let args = NfcdArgs {
+            transport: format!("uart:{}", device.display()),
+            bus: bus.address().to_owned(),
+            state_dir,
+            config,
+        };
+        let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
+        let conn = connect(bus.address()).await;
+        let (manager, adapter) = await_nfcd(&conn, &mut nfcd, None).await;
+        let rig = Rig {
+            nfcd,
+            stopped: Vec::new(),
+            args,
+            conn,
+            manager,
+            adapter,
+            host: Some((served.host, served.task)),
+            bus,
+            logs: AtomicU32::new(0),
+            scratch,
+        };
+        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
+            .await;
+        rig
+    }
+
+    /// The pty the controller is served on goes away, as a USB-serial adapter pulled out:
+    /// master and slave are closed, `/dev/pts/N` disappears, nfcd reads a hang-up. The
+    /// controller itself (a [`SimHandle`]) stays. A pty line only ([`Link::Pty`],
+    /// [`Rig::start_on_line`]); returns once the pty is closed.
+    pub async fn unplug_pty(&mut self) {
+        if !self.args.transport.starts_with("uart:") {
+            panic!("unplug_pty needs a pty line, not {}", self.args.transport);
+        }
+        let Some((_, task)) = self.host.as_mut() else {
+            panic!("unplug_pty needs a virtual controller served here");
+        };
+        task.abort();
+        // The serving future owns both ends of the pty; they are closed when it is dropped.
+        let _ = within("the pty's serving task ending", WAIT, task).await;
+    }
+
+    /// The controller comes back on `pty` (made with [`nfcd::simhost::open_pty`]; opened
+    /// before [`Rig::unplug_pty`] it is sure to get another number, as a re-plugged adapter
+    /// may come back as `ttyUSB1`); returns its slave's path, which the test then makes
+    /// reachable where nfcd looks.
+    pub fn replug_pty(&mut self, pty: Pty) -> PathBuf {
+        let Some((host, task)) = self.host.as_mut() else {
+            panic!("replug_pty needs a virtual controller served here");
+        };
+        let Pty {
+            master,
+            slave,
+            slave_path,
+        } = pty;
+        let serve = host.serve(master);
+        task.abort();
+        *task = tokio::spawn(async move {
+            // The slave stays open while the line is served, so the master never hangs up
+            // between nfcd's opens (as `SimHost::serve_pty` does).
+            let _slave = slave;
+            serve.await
+        });
+        slave_path
+    }
+
+    /// The running nfcd's process id.
+    pub fn nfcd_pid(&self) -> u32 {
+        match self.nfcd.pid() {
+            Some(pid) => pid,
+            None => panic!("nfcd has exited:\n{}", self.nfcd.log_tail()),
+        }
     }
 
     /// Wait until the virtual controller served here is discovering; with

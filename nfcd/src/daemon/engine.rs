@@ -193,6 +193,11 @@ impl Engine {
         loop {
             if transport.is_none() {
                 self.maybe_open(&mut transport).await;
+                if transport.is_some() {
+                    // A symlinked device may have come back under another name: watch the
+                    // node this open reached.
+                    devices.refresh();
+                }
             } else if self
                 .retry
                 .is_some_and(|(at, r)| r == Retry::Restart && at <= Instant::now())
@@ -250,9 +255,18 @@ impl Engine {
                                 &mut inflight,
                             ).await;
                         }
-                        // Wait for the device to come back rather than polling for it.
-                        self.retry = None;
-                        self.status("controller device removed; waiting for it to come back");
+                        if devices.follows_link() {
+                            // Behind a /dev/serial/by-id/... link the device may return under
+                            // another kernel name, whose `add` names no watched node: keep
+                            // reopening the link with back-off.
+                            info!("controller device removed; reopening its link with back-off");
+                            self.status("controller device removed; retrying");
+                        } else {
+                            // Wait for the device to come back rather than polling for it.
+                            info!("controller device removed; waiting for it to come back");
+                            self.retry = None;
+                            self.status("controller device removed; waiting for it to come back");
+                        }
                     }
                     DeviceEvent::Added => {
                         if transport.is_none() {
@@ -1004,6 +1018,20 @@ impl DeviceWatches {
             }
         };
         DeviceWatches { socket, watches }
+    }
+
+    /// Resolve symlinked nodes again after the transport opened them.
+    fn refresh(&mut self) {
+        for w in &mut self.watches {
+            if w.refresh() {
+                info!("watching /dev/{} for hotplug now", w.devname());
+            }
+        }
+    }
+
+    /// Whether a watched node is reached through a symlink (see [`DeviceWatch::follows_link`]).
+    fn follows_link(&self) -> bool {
+        self.watches.iter().any(DeviceWatch::follows_link)
     }
 
     /// The next added/removed event for a watched node.

@@ -1,13 +1,13 @@
 //! The master side of a pseudo-terminal as a tokio byte stream, for serving the virtual
 //! controller where a UART controller would be.
 //!
-//! Contract: [`open_pty`] makes a pty pair, puts the line in raw mode and returns the master as
-//! a non-blocking [`PtyMaster`] (`AsyncRead + AsyncWrite` through [`AsyncFd`]) together with
-//! the slave descriptor and its path. The caller keeps the slave descriptor open for as long
-//! as it serves: while any slave descriptor is open the master never reports a hang-up, so
-//! clients may open and close `/dev/pts/N` as often as they like. Termios on the client's side
-//! (speed, raw mode) remains the client's business; this only keeps the line from echoing
-//! controller output back before a client has set it up.
+//! Contract: [`open_pty`] makes a pty pair (both ends close-on-exec), puts the line in raw mode
+//! and returns the master as a non-blocking [`PtyMaster`] (`AsyncRead + AsyncWrite` through
+//! [`AsyncFd`]) together with the slave descriptor and its path. The caller keeps the slave
+//! descriptor open for as long as it serves: while any slave descriptor is open the master
+//! never reports a hang-up, so clients may open and close `/dev/pts/N` as often as they like.
+//! Termios on the client's side (speed, raw mode) remains the client's business; this only
+//! keeps the line from echoing controller output back before a client has set it up.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -16,8 +16,9 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::pty::openpty;
+use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::stat::Mode;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -39,31 +40,42 @@ pub struct Pty {
     pub slave_path: PathBuf,
 }
 
-/// Open a pty pair in raw mode. Must run inside a tokio runtime.
+/// Open a pty pair in raw mode, both ends close-on-exec. Must run inside a tokio runtime.
 pub fn open_pty() -> io::Result<Pty> {
-    let pair = openpty(None, None)?;
+    // Both ends are opened with O_CLOEXEC (openpty(3) cannot): a process started meanwhile —
+    // the daemon under test, a wallet — must not inherit the master, or the line would never
+    // hang up when the server closes it.
+    let ptmx = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    grantpt(&ptmx)?;
+    unlockpt(&ptmx)?;
+    let slave_path = PathBuf::from(ptsname_r(&ptmx)?);
+    let slave = open(
+        &slave_path,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let master = OwnedFd::from(ptmx);
     // With the default line discipline (ECHO, ICANON) the kernel would echo what the
     // controller writes back to the master as if the host had sent it, until a client sets
     // raw mode. Raw from the start closes that window.
-    let mut tio = tcgetattr(&pair.slave)?;
+    let mut tio = tcgetattr(&slave)?;
     cfmakeraw(&mut tio);
-    tcsetattr(&pair.slave, SetArg::TCSANOW, &tio)?;
-    let slave_path = nix::unistd::ttyname(&pair.slave)?;
-    let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL)?);
-    fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    tcsetattr(&slave, SetArg::TCSANOW, &tio)?;
+    let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL)?);
+    fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     if tokio::runtime::Handle::try_current().is_err() {
         // AsyncFd would panic without a reactor.
         return Err(io::Error::other(
             "a pty must be opened inside a tokio runtime",
         ));
     }
-    // SAFETY: `pair.master` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes
+    // SAFETY: `master` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes
     // ownership and keeps it open for its whole lifetime, and `OwnedFd::as_raw_fd` always
     // returns that same descriptor.
-    let fd = unsafe { AsyncFd::register(pair.master) }.map_err(io::Error::from)?;
+    let fd = unsafe { AsyncFd::register(master) }.map_err(io::Error::from)?;
     Ok(Pty {
         master: PtyMaster { fd },
-        slave: pair.slave,
+        slave,
         slave_path,
     })
 }
