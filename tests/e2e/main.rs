@@ -8,6 +8,7 @@ mod api;
 mod builtin;
 mod failures;
 mod fastpath;
+mod faults;
 mod lifecycle;
 mod long_apdus;
 mod payment;

@@ -118,6 +118,9 @@ pub struct Engine {
     retry: Option<(Instant, Retry)>,
     retry_delay: Duration,
     ready_once: bool,
+    /// The controller is re-initialising: discard the transport's input before its first
+    /// command, so a byte stream whose framing slipped starts on a packet boundary again.
+    resync: bool,
     notifier: Notifier,
 }
 
@@ -167,6 +170,7 @@ impl Engine {
             retry: Some((Instant::now(), Retry::Open)),
             retry_delay: FIRST_RETRY,
             ready_once: false,
+            resync: false,
             notifier: Notifier::from_env().unwrap_or_else(|e| {
                 warn!("NOTIFY_SOCKET is set but unusable: {e}");
                 Notifier::disabled()
@@ -338,6 +342,9 @@ impl Engine {
     ) -> Result<(), TransportError> {
         loop {
             while let Some(packet) = self.ctl.poll_transmit() {
+                if std::mem::take(&mut self.resync) {
+                    transport.discard_input().await?;
+                }
                 self.trace(">", &packet);
                 transport.send(&packet).await?;
                 self.served.monitor.nci(NciDirection::Tx, &packet);
@@ -394,6 +401,7 @@ impl Engine {
                 info!("routing table programmed: {mode} mode, {used} of {capacity} bytes");
             }
             OwnedEvent::Reinitializing(cause, attempt, delay) => {
+                self.resync = true;
                 self.status(&format!(
                     "re-initialising the controller (attempt {attempt})"
                 ));

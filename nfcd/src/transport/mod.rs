@@ -69,6 +69,18 @@ pub trait Transport: Send {
     /// controller sends after the reset.
     fn reset(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
 
+    /// Drop every octet received and not yet returned as a whole packet, without touching the
+    /// controller, so that the next [`recv`](Transport::recv) starts on a packet boundary.
+    ///
+    /// A byte stream (UART, TCP, the in-process pipe) is delimited only by the length octet of
+    /// each header: one that lied shifts every header after it, and nothing in the stream
+    /// itself ever realigns it. The daemon calls this before the first command of every
+    /// re-initialisation of the controller. The default does nothing, which is right where
+    /// every packet is read on its own, header first (I²C, UM10936 §3).
+    fn discard_input(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
     /// Short description for logs and the `Adapter1.Transport` property, e.g.
     /// `uart:/dev/ttyUSB0@115200`.
     fn describe(&self) -> String;
@@ -260,6 +272,15 @@ impl Transport for AnyTransport {
             AnyTransport::Uart(t) => t.reset().await,
             AnyTransport::Tcp(t) => t.reset().await,
             AnyTransport::Sim(t) => t.reset().await,
+        }
+    }
+
+    async fn discard_input(&mut self) -> Result<(), TransportError> {
+        match self {
+            AnyTransport::I2c(t) => t.discard_input().await,
+            AnyTransport::Uart(t) => t.discard_input().await,
+            AnyTransport::Tcp(t) => t.discard_input().await,
+            AnyTransport::Sim(t) => t.discard_input().await,
         }
     }
 
