@@ -9,11 +9,15 @@ use std::time::{Duration, Instant};
 use libnci::sim::{Fault, Trigger};
 use libnci::wire::DeactivationReason;
 use libnci::wire::Status;
-use nfcd::simhost::{FaultId, SimHandle, TapOutcome, TapScript};
-use nfcd_e2e::bus::{wait_default, ServiceInfo};
+use nfcd::simhost::{
+    FaultId, SimHandle, TapOptions, TapOutcome, TapReport, TapScript, DELAY_RESPONSE,
+};
+use nfcd_e2e::bus::{wait_default, wait_registered, ServiceInfo};
 use nfcd_e2e::process::{Line, Wallet, WalletKind};
 use nfcd_e2e::rig::{Rig, RigOptions};
-use nfcd_e2e::{within, WAIT};
+use nfcd_e2e::scripts::{Apdus, SW_OK};
+use nfcd_e2e::{hex, unhex, within, WAIT};
+use tokio::task::JoinHandle;
 
 const PAYMENT: &str = "org.e2e.faults.pay";
 const TRANSIT: &str = "org.e2e.faults.transit";
@@ -46,6 +50,76 @@ impl Bench {
             services,
             defaults,
         }
+    }
+
+    /// Add a wallet to the bench (and to the registrations that must survive).
+    async fn add_wallet(&mut self, kind: WalletKind, id: &str, extra: &[&str]) -> usize {
+        let wallet = self.rig.wallet(kind, id, extra).await;
+        self.wallets.push(wallet);
+        wait_registered(self.rig.manager(), id).await;
+        let (services, defaults) = registrations(&self.rig).await;
+        assert_eq!(services.len(), self.wallets.len(), "{services:#?}");
+        self.services = services;
+        self.defaults = defaults;
+        self.wallets.len() - 1
+    }
+
+    /// The wallet got the commands the reader saw answered and, at most, the one in flight;
+    /// then the end of the session, once, for one of `reasons` (the order in which the end of
+    /// the link and the fault reach nfcd may vary).
+    async fn assert_wallet_saw(
+        &mut self,
+        label: &str,
+        wallet: usize,
+        report: &TapReport,
+        reasons: &[&str],
+    ) {
+        let wallet = &mut self.wallets[wallet];
+        wallet
+            .wait_lines("Deactivated", 1, |l| matches!(l, Line::Deactivated(_)))
+            .await;
+        let commands = wallet.commands().len();
+        assert!(
+            (report.apdus.len()..=report.apdus.len() + 1).contains(&commands),
+            "{label}: the wallet got {commands} commands, the reader {} answers",
+            report.apdus.len()
+        );
+        let got = wallet.deactivations();
+        assert!(
+            got.len() == 1 && reasons.contains(&got[0].as_str()),
+            "{label}: Deactivated {got:?}, expected one of {reasons:?}"
+        );
+    }
+
+    /// Await the recovery `watch`, print it with what nfcd logged, check it against `bound`;
+    /// then check that the registrations survived and a normal tap succeeds, and finish.
+    async fn recovered_within(
+        mut self,
+        label: &str,
+        watch: JoinHandle<(Instant, Duration)>,
+        bound: Duration,
+    ) {
+        let (_, took) = within(&format!("{label}: recovery"), WAIT, watch)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: recovery watch: {e}"));
+        eprintln!(
+            "RECOVERY {label}: discovering again {} ms after the fault (bound {} ms)",
+            took.as_millis(),
+            bound.as_millis()
+        );
+        for line in what_nfcd_did(&self.rig) {
+            eprintln!("  {label}: nfcd: {line}");
+        }
+        assert!(
+            took <= bound,
+            "{label}: recovery took {} ms, bound {} ms",
+            took.as_millis(),
+            bound.as_millis()
+        );
+        self.assert_registrations_kept(label).await;
+        self.assert_next_tap_succeeds(label).await;
+        self.assert_registrations_kept(label).await;
+        self.finish().await;
     }
 
     /// Every registration and default is as before the fault.
@@ -144,8 +218,7 @@ struct Case {
     bound: Duration,
     /// How the reader saw the tap end.
     reader: TapOutcome,
-    /// The `Deactivated` reasons the payment wallet may have got for the faulted tap (the
-    /// order in which the end of the link and the fault reach nfcd may vary).
+    /// The `Deactivated` reasons the payment wallet may have got for the faulted tap.
     deactivated: &'static [&'static str],
 }
 
@@ -168,49 +241,10 @@ async fn run(case: Case) {
         report.apdus.len()
     );
     assert_eq!(report.outcome, case.reader, "{}: {report:#?}", case.label);
-    // The wallet got the commands the reader saw answered and, at most, the one in flight;
-    // then the end of the session, once.
-    let wallet = &mut bench.wallets[0];
-    wallet
-        .wait_lines("Deactivated", 1, |l| matches!(l, Line::Deactivated(_)))
+    bench
+        .assert_wallet_saw(case.label, 0, &report, case.deactivated)
         .await;
-    let commands = wallet.commands().len();
-    assert!(
-        (report.apdus.len()..=report.apdus.len() + 1).contains(&commands),
-        "{}: the wallet got {commands} commands, the reader {} answers",
-        case.label,
-        report.apdus.len()
-    );
-    let reasons = wallet.deactivations();
-    assert!(
-        reasons.len() == 1 && case.deactivated.contains(&reasons[0].as_str()),
-        "{}: Deactivated {reasons:?}, expected one of {:?}",
-        case.label,
-        case.deactivated
-    );
-    let (_, took) = within(&format!("{}: recovery", case.label), WAIT, watch)
-        .await
-        .unwrap_or_else(|e| panic!("{}: recovery watch: {e}", case.label));
-    eprintln!(
-        "RECOVERY {}: discovering again {} ms after the fault (bound {} ms)",
-        case.label,
-        took.as_millis(),
-        case.bound.as_millis()
-    );
-    for line in what_nfcd_did(&bench.rig) {
-        eprintln!("  {}: nfcd: {line}", case.label);
-    }
-    assert!(
-        took <= case.bound,
-        "{}: recovery took {} ms, bound {} ms",
-        case.label,
-        took.as_millis(),
-        case.bound.as_millis()
-    );
-    bench.assert_registrations_kept(case.label).await;
-    bench.assert_next_tap_succeeds(case.label).await;
-    bench.assert_registrations_kept(case.label).await;
-    bench.finish().await;
+    bench.recovered_within(case.label, watch, case.bound).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,5 +331,82 @@ async fn link_loss_mid_apdu() {
         },
         deactivated: &["link-loss"],
     })
+    .await;
+}
+
+/// A wallet that takes 400 ms over each answer: long enough for the test to act while nfcd
+/// waits for it, in the middle of a tap.
+const SLOW: &str = "org.e2e.faults.slow";
+const SLOW_AID: &str = "F0E2E0F0F0";
+
+/// The user switches NFC off and on again (`Adapter1.Powered`) while a wallet works on an
+/// APDU: nfcd stops discovery at once (RF_DEACTIVATE_CMD, NCI 1.0 §5.2.5), and the
+/// controller's RF_DEACTIVATE_RSP is hit by `fault` — the one command nfcd sends in the middle
+/// of a tap. nfcd must notice within its command timeout (1 s), re-initialise, and be
+/// discovering again, powered as the user left it.
+async fn response_fault_mid_tap(label: &str, fault: Fault, bound: Duration) {
+    let mut bench = Bench::start(RigOptions::default()).await;
+    let aid = unhex(SLOW_AID);
+    let slow = bench
+        .add_wallet(
+            WalletKind::Test,
+            SLOW,
+            &["--aid", &hex(&aid), "--behaviour", "slow=400"],
+        )
+        .await;
+    let sim = bench.rig.sim();
+    let fault = sim.arm_fault(fault, Trigger::Once);
+    let watch = tokio::spawn(watch_recovery(sim.clone(), fault, Recovery::Reinit));
+    let script = Apdus::new("slow").select(&aid, SW_OK).build();
+    let options = TapOptions {
+        timeout: WAIT,
+        ..TapOptions::default()
+    };
+    let adapter = bench.rig.adapter().clone();
+    let (report, ()) = {
+        let Bench { rig, wallets, .. } = &mut bench;
+        let wallet = &mut wallets[slow];
+        tokio::join!(rig.tap_with(script, options), async {
+            wallet
+                .wait_lines("the SELECT", 1, |l| matches!(l, Line::Command(_)))
+                .await;
+            for on in [false, true] {
+                adapter
+                    .set_powered(on)
+                    .await
+                    .unwrap_or_else(|e| panic!("{label}: Powered = {on}: {e}"));
+            }
+        })
+    };
+    assert_eq!(sim.fault_fired(fault), 1, "{label}: the fault did not fire");
+    eprintln!(
+        "{label}: reader saw {:?} after {} exchange(s)",
+        report.outcome,
+        report.apdus.len()
+    );
+    bench
+        .assert_wallet_saw(label, slow, &report, &["dh-request", "reset"])
+        .await;
+    assert!(bench.rig.adapter().powered().await.unwrap_or(false));
+    bench.recovered_within(label, watch, bound).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_timeout_mid_tap() {
+    response_fault_mid_tap(
+        "response timeout",
+        Fault::DropResponse,
+        Duration::from_millis(1500),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_response_mid_tap() {
+    response_fault_mid_tap(
+        "late response",
+        Fault::DelayResponse(DELAY_RESPONSE),
+        Duration::from_millis(2500),
+    )
     .await;
 }

@@ -89,6 +89,10 @@ pub trait Adapter1 {
     #[zbus(property)]
     fn powered(&self) -> zbus::Result<bool>;
 
+    /// Set `Powered`.
+    #[zbus(property)]
+    fn set_powered(&self, value: bool) -> zbus::Result<()>;
+
     /// `Present`.
     #[zbus(property)]
     fn present(&self) -> zbus::Result<bool>;
