@@ -10,11 +10,11 @@ use libnci::sim::{Fault, Trigger};
 use libnci::wire::DeactivationReason;
 use libnci::wire::Status;
 use nfcd::simhost::{
-    FaultId, SimHandle, TapOptions, TapOutcome, TapReport, TapScript, DELAY_RESPONSE,
+    FaultId, SimError, SimHandle, TapOptions, TapOutcome, TapReport, TapScript, DELAY_RESPONSE,
 };
-use nfcd_e2e::bus::{wait_default, wait_registered, ServiceInfo};
+use nfcd_e2e::bus::{wait_default, wait_present, wait_registered, ServiceInfo};
 use nfcd_e2e::process::{Line, Wallet, WalletKind};
-use nfcd_e2e::rig::{Rig, RigOptions};
+use nfcd_e2e::rig::{Link, Rig, RigOptions};
 use nfcd_e2e::scripts::{Apdus, SW_OK};
 use nfcd_e2e::{hex, unhex, within, WAIT};
 use tokio::task::JoinHandle;
@@ -32,7 +32,11 @@ struct Bench {
 
 impl Bench {
     async fn start(options: RigOptions) -> Bench {
-        let rig = Rig::start(options).await;
+        Bench::on(Rig::start(options).await).await
+    }
+
+    /// The wallets on a rig already started.
+    async fn on(rig: Rig) -> Bench {
         let payment = rig.wallet(WalletKind::Payment, PAYMENT, &[]).await;
         let transit = rig.wallet(WalletKind::Transit, TRANSIT, &[]).await;
         for (category, id) in [("payment", PAYMENT), ("transit", TRANSIT)] {
@@ -91,17 +95,9 @@ impl Bench {
         );
     }
 
-    /// Await the recovery `watch`, print it with what nfcd logged, check it against `bound`;
+    /// Print the recovery time `took` with what nfcd logged and check it against `bound`;
     /// then check that the registrations survived and a normal tap succeeds, and finish.
-    async fn recovered_within(
-        mut self,
-        label: &str,
-        watch: JoinHandle<(Instant, Duration)>,
-        bound: Duration,
-    ) {
-        let (_, took) = within(&format!("{label}: recovery"), WAIT, watch)
-            .await
-            .unwrap_or_else(|e| panic!("{label}: recovery watch: {e}"));
+    async fn recovered_within(mut self, label: &str, took: Duration, bound: Duration) {
         eprintln!(
             "RECOVERY {label}: discovering again {} ms after the fault (bound {} ms)",
             took.as_millis(),
@@ -190,9 +186,9 @@ enum Recovery {
     Reinit,
 }
 
-/// From the fault firing to nfcd having the controller discovering again: the instant the
-/// fault fired, and how long the recovery took.
-async fn watch_recovery(sim: SimHandle, fault: FaultId, recovery: Recovery) -> (Instant, Duration) {
+/// From the fault firing to nfcd having the controller discovering again: how long the
+/// recovery took.
+async fn watch_recovery(sim: SimHandle, fault: FaultId, recovery: Recovery) -> Duration {
     sim.wait_until(|s| s.fault_fired(fault) > 0).await;
     let fired = Instant::now();
     let commands = sim.stats().nfcc.commands;
@@ -205,7 +201,25 @@ async fn watch_recovery(sim: SimHandle, fault: FaultId, recovery: Recovery) -> (
                 .await
         }
     }
-    (fired, fired.elapsed())
+    fired.elapsed()
+}
+
+/// Await a recovery watch.
+async fn recovery_time(label: &str, watch: JoinHandle<Duration>) -> Duration {
+    within(&format!("{label}: recovery"), WAIT, watch)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: recovery watch: {e}"))
+}
+
+/// Wait until the virtual controller was power-cycled after `cycles` (a new connection, as
+/// when the device is plugged in again) and nfcd has it discovering.
+async fn reconnected(label: &str, sim: &SimHandle, cycles: u64) {
+    within(
+        &format!("{label}: nfcd discovering on the controller again"),
+        WAIT,
+        sim.wait_until(|s| s.stats().power_cycles > cycles && s.is_ready()),
+    )
+    .await;
 }
 
 /// One fault in the middle of an EMV tap.
@@ -244,7 +258,8 @@ async fn run(case: Case) {
     bench
         .assert_wallet_saw(case.label, 0, &report, case.deactivated)
         .await;
-    bench.recovered_within(case.label, watch, case.bound).await;
+    let took = recovery_time(case.label, watch).await;
+    bench.recovered_within(case.label, took, case.bound).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,6 +354,50 @@ async fn link_loss_mid_apdu() {
 const SLOW: &str = "org.e2e.faults.slow";
 const SLOW_AID: &str = "F0E2E0F0F0";
 
+impl Bench {
+    /// Add the slow wallet; its index in [`Bench::wallets`].
+    async fn add_slow_wallet(&mut self) -> usize {
+        let aid = hex(&unhex(SLOW_AID));
+        self.add_wallet(
+            WalletKind::Test,
+            SLOW,
+            &["--aid", &aid, "--behaviour", "slow=400"],
+        )
+        .await
+    }
+
+    /// Start a tap that selects the slow wallet, on the virtual reader's own thread; returns
+    /// once the wallet is working on the SELECT: the middle of the tap, for 400 ms.
+    async fn slow_tap(&mut self, slow: usize) -> JoinHandle<Result<TapReport, SimError>> {
+        let sim = self.rig.sim();
+        within("RFST_DISCOVERY before the tap", WAIT, sim.wait_ready()).await;
+        let script = Apdus::new("slow").select(&unhex(SLOW_AID), SW_OK).build();
+        let options = TapOptions {
+            timeout: WAIT,
+            ..TapOptions::default()
+        };
+        let tap = tokio::spawn(async move { sim.tap_with(script, options).await });
+        self.wallets[slow]
+            .wait_lines("the SELECT", 1, |l| matches!(l, Line::Command(_)))
+            .await;
+        tap
+    }
+}
+
+/// The end of a tap started with [`Bench::slow_tap`].
+async fn tap_report(label: &str, tap: JoinHandle<Result<TapReport, SimError>>) -> TapReport {
+    let report = within(&format!("{label}: the tap"), WAIT, tap)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: the reader's task: {e}"))
+        .unwrap_or_else(|e| panic!("{label}: tap: {e}"));
+    eprintln!(
+        "{label}: reader saw {:?} after {} exchange(s)",
+        report.outcome,
+        report.apdus.len()
+    );
+    report
+}
+
 /// The user switches NFC off and on again (`Adapter1.Powered`) while a wallet works on an
 /// APDU: nfcd stops discovery at once (RF_DEACTIVATE_CMD, NCI 1.0 §5.2.5), and the
 /// controller's RF_DEACTIVATE_RSP is hit by `fault` — the one command nfcd sends in the middle
@@ -346,49 +405,35 @@ const SLOW_AID: &str = "F0E2E0F0F0";
 /// discovering again, powered as the user left it.
 async fn response_fault_mid_tap(label: &str, fault: Fault, bound: Duration) {
     let mut bench = Bench::start(RigOptions::default()).await;
-    let aid = unhex(SLOW_AID);
-    let slow = bench
-        .add_wallet(
-            WalletKind::Test,
-            SLOW,
-            &["--aid", &hex(&aid), "--behaviour", "slow=400"],
-        )
-        .await;
+    let slow = bench.add_slow_wallet().await;
     let sim = bench.rig.sim();
     let fault = sim.arm_fault(fault, Trigger::Once);
     let watch = tokio::spawn(watch_recovery(sim.clone(), fault, Recovery::Reinit));
-    let script = Apdus::new("slow").select(&aid, SW_OK).build();
-    let options = TapOptions {
-        timeout: WAIT,
-        ..TapOptions::default()
-    };
-    let adapter = bench.rig.adapter().clone();
-    let (report, ()) = {
-        let Bench { rig, wallets, .. } = &mut bench;
-        let wallet = &mut wallets[slow];
-        tokio::join!(rig.tap_with(script, options), async {
-            wallet
-                .wait_lines("the SELECT", 1, |l| matches!(l, Line::Command(_)))
-                .await;
-            for on in [false, true] {
-                adapter
-                    .set_powered(on)
-                    .await
-                    .unwrap_or_else(|e| panic!("{label}: Powered = {on}: {e}"));
-            }
-        })
-    };
+    let tap = bench.slow_tap(slow).await;
+    for on in [false, true] {
+        bench
+            .rig
+            .adapter()
+            .set_powered(on)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: Powered = {on}: {e}"));
+    }
+    let report = tap_report(label, tap).await;
     assert_eq!(sim.fault_fired(fault), 1, "{label}: the fault did not fire");
-    eprintln!(
-        "{label}: reader saw {:?} after {} exchange(s)",
+    assert_eq!(
         report.outcome,
-        report.apdus.len()
+        TapOutcome::LinkLoss {
+            step: 0,
+            reason: DeactivationReason::DhRequest
+        },
+        "{label}"
     );
     bench
         .assert_wallet_saw(label, slow, &report, &["dh-request", "reset"])
         .await;
     assert!(bench.rig.adapter().powered().await.unwrap_or(false));
-    bench.recovered_within(label, watch, bound).await;
+    let took = recovery_time(label, watch).await;
+    bench.recovered_within(label, took, bound).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,4 +454,235 @@ async fn late_response_mid_tap() {
         Duration::from_millis(2500),
     )
     .await;
+}
+
+/// The controller's TCP connection ends in the middle of a tap (the peer closed it: nfcd's
+/// transport reads end of file) and the controller takes the next connection at once: nfcd
+/// reconnects after its first back-off (100 ms) and initialises the controller again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_eof_mid_tap() {
+    let label = "transport EOF";
+    let mut bench = Bench::start(RigOptions {
+        link: Link::Tcp,
+        ..RigOptions::default()
+    })
+    .await;
+    let slow = bench.add_slow_wallet().await;
+    let sim = bench.rig.sim();
+    let cycles = sim.stats().power_cycles;
+    let tap = bench.slow_tap(slow).await;
+    bench.rig.cut_link();
+    let cut = Instant::now();
+    bench.rig.restore_link().await;
+    reconnected(label, &sim, cycles).await;
+    let took = cut.elapsed();
+    let report = tap_report(label, tap).await;
+    assert_reader_lost_the_card(label, &report);
+    bench
+        .assert_wallet_saw(label, slow, &report, &["link-loss"])
+        .await;
+    bench
+        .recovered_within(label, took, Duration::from_millis(1000))
+        .await;
+}
+
+/// The reader's SELECT was never answered: the card went silent (the reader's 1 s timeout)
+/// or its link ended.
+fn assert_reader_lost_the_card(label: &str, report: &TapReport) {
+    assert!(
+        matches!(
+            report.outcome,
+            TapOutcome::Timeout { step: 0 } | TapOutcome::LinkLoss { step: 0, .. }
+        ),
+        "{label}: {report:#?}"
+    );
+}
+
+/// Lines of nfcd's log saying it could not open the transport, with the retry delay each
+/// announced (`cannot open ...; retrying in N ms`).
+fn open_retries(rig: &Rig) -> Vec<u64> {
+    rig.nfcd_log()
+        .lines()
+        .filter(|l| l.contains("cannot open"))
+        .filter_map(|l| {
+            let ms = l.rsplit("retrying in ").next()?.strip_suffix(" ms")?;
+            ms.parse().ok()
+        })
+        .collect()
+}
+
+/// Wait (at most `limit`) until `look` finds what it looks for in nfcd's log. The log is a
+/// file: it is looked at every 20 ms.
+async fn wait_log<T>(
+    what: &str,
+    rig: &Rig,
+    limit: Duration,
+    look: impl Fn(&str) -> Option<T>,
+) -> T {
+    within(what, limit, async {
+        loop {
+            if let Some(found) = look(&rig.nfcd_log()) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// Wait until nfcd has logged `count` failed attempts to open the transport; their retry
+/// delays.
+async fn wait_open_retries(label: &str, rig: &Rig, count: usize) -> Vec<u64> {
+    let what = format!("{label}: {count} failed attempts to reopen");
+    wait_log(&what, rig, WAIT, |_| {
+        let retries = open_retries(rig);
+        (retries.len() >= count).then_some(retries)
+    })
+    .await
+}
+
+/// The controller's device goes away in the middle of a tap and comes back later: the
+/// adapter shows `Present=false` while nfcd retries with a growing back-off, every
+/// registration and default stays, and once the device is back nfcd finds it at its next
+/// attempt and initialises it. The recovery is counted from the device's return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_removed_and_re_added_mid_tap() {
+    let label = "device removed and re-added";
+    let mut bench = Bench::start(RigOptions {
+        link: Link::Tcp,
+        ..RigOptions::default()
+    })
+    .await;
+    let slow = bench.add_slow_wallet().await;
+    let sim = bench.rig.sim();
+    let cycles = sim.stats().power_cycles;
+    let tap = bench.slow_tap(slow).await;
+    bench.rig.cut_link();
+    wait_present(bench.rig.adapter(), false).await;
+    let report = tap_report(label, tap).await;
+    assert_reader_lost_the_card(label, &report);
+    bench
+        .assert_wallet_saw(label, slow, &report, &["link-loss"])
+        .await;
+    let delays = wait_open_retries(label, &bench.rig, 2).await;
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "{label}: the retry delays do not grow: {delays:?}"
+    );
+    bench.assert_registrations_kept(label).await;
+    bench.rig.restore_link().await;
+    let back = Instant::now();
+    reconnected(label, &sim, cycles).await;
+    let took = back.elapsed();
+    wait_present(bench.rig.adapter(), true).await;
+    // The next attempt comes at most the last announced delay after the device's return.
+    let bound = Duration::from_millis(delays.last().copied().unwrap_or(0) * 2 + 500);
+    bench.recovered_within(label, took, bound).await;
+}
+
+/// The master side of the controller's pseudo-terminal closes in the middle of a tap (the
+/// UART adapter is unplugged: nfcd reads a hang-up) and never comes back: nfcd ends the
+/// session cleanly, shows `Present=false`, keeps retrying with a growing back-off, keeps
+/// every registration and default, and stops cleanly on SIGTERM. (A device node that comes
+/// back is the hotplug scenarios' subject.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uart_hang_up_mid_tap() {
+    let label = "UART hang-up";
+    let mut bench = Bench::start(RigOptions::default()).await;
+    let slow = bench.add_slow_wallet().await;
+    let tap = bench.slow_tap(slow).await;
+    bench.rig.cut_link();
+    wait_present(bench.rig.adapter(), false).await;
+    let report = tap_report(label, tap).await;
+    assert_reader_lost_the_card(label, &report);
+    bench
+        .assert_wallet_saw(label, slow, &report, &["link-loss"])
+        .await;
+    let delays = wait_open_retries(label, &bench.rig, 3).await;
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "{label}: the retry delays do not grow: {delays:?}"
+    );
+    for line in what_nfcd_did(&bench.rig) {
+        eprintln!("  {label}: nfcd: {line}");
+    }
+    bench.assert_registrations_kept(label).await;
+    bench.finish().await;
+}
+
+/// The controller-level re-initialisations nfcd logged, in order: (attempt, back-off in ms),
+/// from `controller re-initialising (attempt N, in X ms): cause`.
+fn reinit_attempts(log: &str) -> Vec<(u32, u64)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("controller re-initialising (attempt ").nth(1)?;
+            let (attempt, rest) = rest.split_once(", in ")?;
+            let (ms, _) = rest.split_once(" ms)")?;
+            Some((attempt.parse().ok()?, ms.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The controller answers nothing from nfcd's very first command on (dead, or not yet
+/// powered): nfcd stays up and serves the bus — wallets register and choose defaults —,
+/// shows `Present=false`, retries the start-up with a growing back-off (the controller's
+/// re-initialisations; when they give up, a reset through the transport and a new start after
+/// the daemon's own back-off), and says so in its log. When the controller comes alive (a
+/// power cycle), the next attempt initialises it: discovery runs and the registrations made
+/// meanwhile are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_never_answers_at_start_up() {
+    let label = "never answers at start-up";
+    let mut dead = None;
+    let rig = Rig::launch(RigOptions::default(), |sim| {
+        dead = Some(sim.arm_fault(Fault::Dead, Trigger::Once));
+    })
+    .await;
+    let Some(dead) = dead else {
+        panic!("{label}: no virtual controller to arm");
+    };
+    let sim = rig.sim();
+    within(
+        &format!("{label}: nfcd's first command"),
+        WAIT,
+        sim.wait_until(|s| s.fault_fired(dead) > 0),
+    )
+    .await;
+    let bench = Bench::on(rig).await;
+    // The controller's own attempts give up after the first start and five re-initialisations,
+    // each a command timeout (1 s) plus a back-off; then nfcd resets and starts again.
+    let restarted = wait_log(
+        &format!("{label}: nfcd giving up once and starting again"),
+        &bench.rig,
+        Duration::from_secs(15),
+        |log| {
+            let gave_up = log.find("gave up re-initialising; resetting it in ")?;
+            log[gave_up..]
+                .contains("resetting the controller and starting again")
+                .then(|| reinit_attempts(&log[..gave_up]))
+        },
+    )
+    .await;
+    eprintln!("{label}: re-initialisations before giving up (attempt, back-off ms): {restarted:?}");
+    let delays: Vec<u64> = restarted.iter().map(|(_, ms)| *ms).collect();
+    assert!(
+        delays.len() >= 2 && delays.windows(2).all(|w| w[1] > w[0]),
+        "{label}: the back-off does not grow: {restarted:?}"
+    );
+    for line in what_nfcd_did(&bench.rig) {
+        eprintln!("  {label}: nfcd: {line}");
+    }
+    assert_eq!(bench.rig.adapter().present().await.ok(), Some(false));
+    bench.assert_registrations_kept(label).await;
+
+    sim.power_cycle().await;
+    let alive = Instant::now();
+    wait_present(bench.rig.adapter(), true).await;
+    within(&format!("{label}: discovery"), WAIT, sim.wait_ready()).await;
+    let took = alive.elapsed();
+    // nfcd was waiting for the answer to a command the dead controller swallowed: a command
+    // timeout, the first back-off, one start-up.
+    bench
+        .recovered_within(label, took, Duration::from_millis(1500))
+        .await;
 }

@@ -78,9 +78,25 @@ pub struct Rig {
 impl Rig {
     /// Start everything with `options`; see the module documentation for when it returns.
     pub async fn start(options: RigOptions) -> Rig {
+        let rig = Rig::launch(options, |_| {}).await;
+        bus::wait_present(&rig.adapter, true).await;
+        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
+            .await;
+        rig
+    }
+
+    /// Start everything with `options` like [`Rig::start`], but first run `prepare` on the
+    /// virtual controller (e.g. to arm a fault that hits nfcd's start-up — with [`Link::Pty`]:
+    /// each TCP connection power-cycles the controller, which disarms faults; not called with
+    /// [`Link::Builtin`]), and return as soon as nfcd owns its bus name, whether or not the
+    /// controller answers.
+    pub async fn launch(options: RigOptions, prepare: impl FnOnce(&SimHandle)) -> Rig {
         let scratch = Scratch::new(&test_tag());
         let bus = TestBus::session();
         let host = SimHost::new(options.profile, SimOptions::default());
+        if options.link != Link::Builtin {
+            prepare(&host.handle());
+        }
         let (transport, host) = match options.link {
             Link::Pty => {
                 let (path, task) = host
@@ -122,8 +138,8 @@ impl Rig {
         };
         let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
         let conn = connect(bus.address()).await;
-        let (manager, adapter) = await_nfcd(&conn, &mut nfcd, None).await;
-        let rig = Rig {
+        let (manager, adapter) = await_name(&conn, &mut nfcd, None).await;
+        Rig {
             nfcd,
             stopped: Vec::new(),
             args,
@@ -134,10 +150,7 @@ impl Rig {
             bus,
             logs: AtomicU32::new(0),
             scratch,
-        };
-        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
-            .await;
-        rig
+        }
     }
 
     /// Wait until the virtual controller served here is discovering; with
@@ -148,12 +161,13 @@ impl Rig {
         }
     }
 
-    /// The controller goes away: the TCP link to the virtual controller is cut, as when its
-    /// device is unplugged. [`Link::Tcp`] only.
+    /// The controller goes away: the TCP link to the virtual controller is cut, or the
+    /// master side of its pseudo-terminal is closed, as when its device is unplugged: nfcd's
+    /// transport reads end of file (TCP) or a hang-up (pty). Not with [`Link::Builtin`].
     pub fn cut_link(&mut self) {
         match &self.host {
-            Some((_, task)) if self.args.transport.starts_with("tcp:") => task.abort(),
-            _ => panic!("cut_link needs Link::Tcp"),
+            Some((_, task)) => task.abort(),
+            None => panic!("cut_link needs a controller served here, not Link::Builtin"),
         }
     }
 
@@ -343,6 +357,18 @@ async fn await_nfcd(
     nfcd: &mut Nfcd,
     old_owner: Option<String>,
 ) -> (Manager1Proxy<'static>, Adapter1Proxy<'static>) {
+    let (manager, adapter) = await_name(conn, nfcd, old_owner).await;
+    bus::wait_present(&adapter, true).await;
+    (manager, adapter)
+}
+
+/// Wait until nfcd owns its name (a new owner, not `old_owner`); fails the test at once if
+/// nfcd exits meanwhile.
+async fn await_name(
+    conn: &Connection,
+    nfcd: &mut Nfcd,
+    old_owner: Option<String>,
+) -> (Manager1Proxy<'static>, Adapter1Proxy<'static>) {
     tokio::select! {
         _ = bus::wait_for_new_owner(conn, BUS_NAME, old_owner.as_deref()) => {}
         status = nfcd.wait_exit(WAIT) => {
@@ -357,7 +383,6 @@ async fn await_nfcd(
     let adapter = Adapter1Proxy::new(conn)
         .await
         .unwrap_or_else(|e| panic!("Adapter1 proxy: {e}"));
-    bus::wait_present(&adapter, true).await;
     (manager, adapter)
 }
 

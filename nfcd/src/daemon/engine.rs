@@ -417,6 +417,10 @@ impl Engine {
                         "the controller gave up re-initialising; resetting it in {} ms",
                         self.retry_delay.as_millis()
                     );
+                    self.status(&format!(
+                        "controller not answering; resetting it in {} ms",
+                        self.retry_delay.as_millis()
+                    ));
                     self.schedule(Retry::Restart);
                 }
             }

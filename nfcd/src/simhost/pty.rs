@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::io::unix::AsyncFd;
@@ -49,6 +49,12 @@ pub fn open_pty() -> io::Result<Pty> {
     cfmakeraw(&mut tio);
     tcsetattr(&pair.slave, SetArg::TCSANOW, &tio)?;
     let slave_path = nix::unistd::ttyname(&pair.slave)?;
+    // openpty(3) leaves both descriptors inheritable: every process started afterwards (the
+    // daemon under test, wallets) would hold the master open, and closing it here would
+    // never hang the line up.
+    for fd in [&pair.master, &pair.slave] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
     let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL)?);
     fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     if tokio::runtime::Handle::try_current().is_err() {
