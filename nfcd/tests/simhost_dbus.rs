@@ -68,7 +68,7 @@ mod simhost {
         let spec: TransportSpec = "sim:pn7150".parse().expect("spec");
         let transport = AnyTransport::open(&spec).await.expect("open sim");
         let sim = transport.sim_handle().expect("sim handle");
-        export(&server, sim.clone())
+        export(&server, sim.clone(), None)
             .await
             .expect("export Simulator1");
         let dest = server.unique_name().expect("unique name").to_string();

@@ -6,13 +6,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use libnci::sim::{Fault, Trigger};
 use libnci::wire::DeactivationReason;
 use libnci::wire::Status;
 use nfcd::simhost::{
     FaultId, SimError, SimHandle, TapOptions, TapOutcome, TapReport, TapScript, DELAY_RESPONSE,
 };
-use nfcd_e2e::bus::{wait_default, wait_present, wait_registered, ServiceInfo};
+use nfcd_e2e::bus::{
+    record_str, simulator_inject_fault, simulator_tap, wait_default, wait_present, wait_registered,
+    Adapter1Proxy, ServiceInfo,
+};
 use nfcd_e2e::process::{Line, Wallet, WalletKind};
 use nfcd_e2e::rig::{Link, Rig, RigOptions};
 use nfcd_e2e::scripts::{Apdus, SW_OK};
@@ -128,18 +132,23 @@ impl Bench {
     /// A normal EMV tap completes, answered by the payment wallet.
     async fn assert_next_tap_succeeds(&mut self, label: &str) {
         let before = self.wallets[0].commands().len();
-        let report = self.rig.tap(TapScript::Emv).await;
-        assert_eq!(
-            report.outcome,
-            TapOutcome::Completed,
-            "{label}: {report:#?}"
-        );
+        let apdus = if self.rig.transport().starts_with("sim") {
+            let (outcome, apdus) = simulator1_tap(label, &self.rig).await;
+            assert_eq!(outcome, "completed", "{label}: the next tap");
+            apdus
+        } else {
+            let report = self.rig.tap(TapScript::Emv).await;
+            assert_eq!(
+                report.outcome,
+                TapOutcome::Completed,
+                "{label}: {report:#?}"
+            );
+            report.apdus.len()
+        };
         self.wallets[0]
-            .wait_lines(
-                "the next tap's commands",
-                before + report.apdus.len(),
-                |l| matches!(l, Line::Command(_)),
-            )
+            .wait_lines("the next tap's commands", before + apdus, |l| {
+                matches!(l, Line::Command(_))
+            })
             .await;
     }
 
@@ -685,4 +694,142 @@ async fn controller_never_answers_at_start_up() {
     bench
         .recovered_within(label, took, Duration::from_millis(1500))
         .await;
+}
+
+/// An EMV tap through `org.nfcd.Simulator1` (nfcd's own virtual controller): how the reader
+/// saw it end (the summary's `Outcome`) and the APDU exchanges it completed.
+async fn simulator1_tap(label: &str, rig: &Rig) -> (String, usize) {
+    let records = simulator_tap(rig.conn(), "emv", HashMap::new())
+        .await
+        .unwrap_or_else(|e| panic!("{label}: Simulator1.Tap(emv): {e}"));
+    let Some((summary, apdus)) = records.split_last() else {
+        panic!("{label}: an empty Tap reply");
+    };
+    let outcome = record_str(summary, "Outcome")
+        .unwrap_or_default()
+        .to_owned();
+    (outcome, apdus.len())
+}
+
+/// When `Present` next goes false (nfcd lost the controller), and when it is true again
+/// (nfcd initialised it and discovery runs), from a subscription made before the fault.
+async fn present_lost_and_back(adapter: Adapter1Proxy<'static>) -> (Instant, Instant) {
+    let mut changes = adapter.receive_present_changed().await;
+    let mut lost = None;
+    while let Some(change) = changes.next().await {
+        match (change.get().await.ok(), lost) {
+            (Some(false), None) => lost = Some(Instant::now()),
+            (Some(true), Some(lost)) => return (lost, Instant::now()),
+            _ => {}
+        }
+    }
+    panic!("the Present subscription ended");
+}
+
+/// A fault of the I²C bus (`Simulator1.InjectFault`, doc/simulator-api.md) hits an EMV tap
+/// on nfcd's own virtual PN7150 behind a simulated I²C slave, which nfcd reaches through
+/// its real I²C transport. The transport reports the fault; nfcd shows `Present=false`,
+/// drops the transport and opens it again, which resets the controller through VEN
+/// (UM10936: VEN low is hard power-down) and clears what the fault left on the bus; then it
+/// initialises the controller. The recovery is counted from `Present=false` to `Present=true`.
+async fn i2c_fault_mid_tap(label: &str, fault: &str, logged: &str, bound: Duration) {
+    let bench = Bench::start(RigOptions {
+        link: Link::BuiltinI2c,
+        ..RigOptions::default()
+    })
+    .await;
+    let presence = tokio::spawn(present_lost_and_back(bench.rig.adapter().clone()));
+    simulator_inject_fault(bench.rig.conn(), fault)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: InjectFault({fault}): {e}"));
+    let tapped = Instant::now();
+    let (outcome, apdus) = simulator1_tap(label, &bench.rig).await;
+    eprintln!("{label}: reader saw {outcome} after {apdus} exchange(s)");
+    assert!(
+        outcome == "timeout" || outcome == "link-loss",
+        "{label}: the reader saw {outcome}"
+    );
+    let (lost, back) = within(
+        &format!("{label}: Present false, then true"),
+        WAIT,
+        presence,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{label}: Present watch: {e}"));
+    eprintln!(
+        "{label}: nfcd lost the controller {} ms into the tap",
+        lost.duration_since(tapped).as_millis()
+    );
+    // The fault fired: the transport said what it saw.
+    let log = bench.rig.nfcd_log();
+    assert!(
+        log.contains(logged),
+        "{label}: nfcd's log does not say {logged:?}"
+    );
+    bench
+        .recovered_within(label, back.duration_since(lost), bound)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i2c_nack_storm_mid_tap() {
+    // The first write of the tap is the SELECT's answer; every try of it is NACKed.
+    i2c_fault_mid_tap(
+        "I²C NACK storm",
+        "i2c-nack-storm",
+        "controller NACKed 5 write tries in a row; controller reset by VEN",
+        Duration::from_millis(1000),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i2c_read_error_mid_tap() {
+    // Reads in a tap: RF_FIELD_INFO_NTF (header, payload), RF_INTF_ACTIVATED_NTF (2), then
+    // the SELECT's header and payload: the sixth is the SELECT's payload.
+    i2c_fault_mid_tap(
+        "I²C read error",
+        "i2c-read-error@6",
+        "read payload: Input/output error",
+        Duration::from_millis(1000),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irq_stuck_high_mid_tap() {
+    // IRQ sticks once the SELECT is read (six read transfers into the tap).
+    i2c_fault_mid_tap(
+        "IRQ stuck high",
+        "irq-stuck@6",
+        "IRQ stays high but the controller has nothing to read",
+        Duration::from_millis(1000),
+    )
+    .await;
+}
+
+/// A burst of NACKs shorter than the I²C transport's write retries (5 tries, 10 ms apart) —
+/// what a PN7150 waking from standby does once (UM10936) — is absorbed: the tap completes
+/// and nfcd never loses the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i2c_nack_burst_is_absorbed() {
+    let label = "I²C NACK burst";
+    let mut bench = Bench::start(RigOptions {
+        link: Link::BuiltinI2c,
+        ..RigOptions::default()
+    })
+    .await;
+    simulator_inject_fault(bench.rig.conn(), "i2c-nack-storm@15")
+        .await
+        .unwrap_or_else(|e| panic!("{label}: InjectFault: {e}"));
+    let (outcome, apdus) = simulator1_tap(label, &bench.rig).await;
+    assert_eq!(outcome, "completed", "{label}");
+    assert_eq!(bench.wallets[0].commands().len(), apdus);
+    let log = bench.rig.nfcd_log();
+    assert!(log.contains("write NACKed"), "{label}: no NACK in the log");
+    assert!(!log.contains("transport failed"), "{label}");
+    assert_eq!(bench.rig.adapter().present().await.ok(), Some(true));
+    bench.assert_registrations_kept(label).await;
+    bench.assert_next_tap_succeeds(label).await;
+    bench.finish().await;
 }

@@ -269,6 +269,19 @@ pub async fn simulator_tap(
     reply.body().deserialize::<Vec<TapRecord>>()
 }
 
+/// `org.nfcd.Simulator1.InjectFault(fault)` on nfcd's built-in virtual controller.
+pub async fn simulator_inject_fault(conn: &Connection, fault: &str) -> zbus::Result<()> {
+    conn.call_method(
+        Some("org.nfcd"),
+        "/org/nfcd/adapter0",
+        Some("org.nfcd.Simulator1"),
+        "InjectFault",
+        &(fault,),
+    )
+    .await
+    .map(drop)
+}
+
 /// The string under `key` of a record, if it is one.
 pub fn record_str<'r>(record: &'r TapRecord, key: &str) -> Option<&'r str> {
     match record.get(key).map(|v| &**v) {

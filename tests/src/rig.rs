@@ -35,6 +35,16 @@ pub enum Link {
     /// nfcd's own in-process virtual controller (`--transport sim[:nci2]`), driven through
     /// `org.nfcd.Simulator1`; the test has no [`SimHandle`] then.
     Builtin,
+    /// nfcd's own virtual controller behind a simulated PN7150 I²C slave, reached through
+    /// nfcd's real I²C transport (`--transport sim:pn7150@i2c`); like [`Link::Builtin`].
+    BuiltinI2c,
+}
+
+impl Link {
+    /// Whether the virtual controller is nfcd's own, driven through `org.nfcd.Simulator1`.
+    pub fn is_builtin(self) -> bool {
+        matches!(self, Link::Builtin | Link::BuiltinI2c)
+    }
 }
 
 /// What to set up.
@@ -94,7 +104,7 @@ impl Rig {
         let scratch = Scratch::new(&test_tag());
         let bus = TestBus::session();
         let host = SimHost::new(options.profile, SimOptions::default());
-        if options.link != Link::Builtin {
+        if !options.link.is_builtin() {
             prepare(&host.handle());
         }
         let (transport, host) = match options.link {
@@ -116,6 +126,13 @@ impl Rig {
                 let transport = match options.profile {
                     Profile::Pn7150 => "sim:pn7150",
                     Profile::Nci2 => "sim:nci2",
+                };
+                (transport.to_owned(), None)
+            }
+            Link::BuiltinI2c => {
+                let transport = match options.profile {
+                    Profile::Pn7150 => "sim:pn7150@i2c",
+                    Profile::Nci2 => "sim:nci2@i2c",
                 };
                 (transport.to_owned(), None)
             }

@@ -288,7 +288,8 @@ impl Engine {
             Ok(t) => {
                 info!("transport {} open", t.describe());
                 if let Some(sim) = t.sim_handle() {
-                    if let Err(e) = dbus::simulator::export(&self.served.conn, sim).await {
+                    let i2c = t.i2c_sim();
+                    if let Err(e) = dbus::simulator::export(&self.served.conn, sim, i2c).await {
                         warn!("cannot export org.nfcd.Simulator1: {e}");
                     }
                 }
