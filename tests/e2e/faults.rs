@@ -733,7 +733,7 @@ async fn present_lost_and_back(adapter: Adapter1Proxy<'static>) -> (Instant, Ins
 /// (UM10936: VEN low is hard power-down) and clears what the fault left on the bus; then it
 /// initialises the controller. The recovery is counted from `Present=false` to `Present=true`.
 async fn i2c_fault_mid_tap(label: &str, fault: &str, logged: &str, bound: Duration) {
-    let bench = Bench::start(RigOptions {
+    let mut bench = Bench::start(RigOptions {
         link: Link::BuiltinI2c,
         ..RigOptions::default()
     })
@@ -760,6 +760,18 @@ async fn i2c_fault_mid_tap(label: &str, fault: &str, logged: &str, bound: Durati
         "{label}: nfcd lost the controller {} ms into the tap",
         lost.duration_since(tapped).as_millis()
     );
+    // A wallet that got a command of the lost tap hears that the link ended, once.
+    let wallet = &mut bench.wallets[0];
+    let commands = wallet.commands().len();
+    assert!(commands <= apdus + 1, "{label}: {commands} commands");
+    if commands > 0 {
+        wallet.wait_deactivated("link-loss", 1).await;
+    }
+    eprintln!(
+        "{label}: wallet got {commands} command(s), Deactivated {:?}",
+        wallet.deactivations()
+    );
+    assert!(wallet.deactivations().len() <= 1, "{label}");
     // The fault fired: the transport said what it saw.
     let log = bench.rig.nfcd_log();
     assert!(
