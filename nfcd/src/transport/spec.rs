@@ -387,9 +387,11 @@ fn parse_sim_i2c(rest: &str) -> Result<SimI2cSpec, TransportSpecError> {
     let speed = match bus.split_once(':') {
         Some(("i2c", speed)) => parse_i2c_speed(speed)?,
         None if bus == "i2c" => BusSpeed::Fast,
-        _ => return Err(TransportSpecError::new(format!(
+        _ => {
+            return Err(TransportSpecError::new(format!(
             "sim: unknown bus '{bus}' (expected i2c, e.g. sim:pn7150@i2c or sim:pn7150@i2c:400k)"
-        ))),
+        )))
+        }
     };
     Ok(SimI2cSpec { profile, speed })
 }
