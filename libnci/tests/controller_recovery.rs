@@ -352,6 +352,29 @@ fn malformed_and_unexpected_messages_while_running() {
 }
 
 #[test]
+fn data_on_a_connection_never_created_reinitialises() {
+    // A UART stream whose framing slipped by one octet: a data packet claimed one octet more
+    // than it carried and swallowed the first octet (61) of RF_FIELD_INFO_NTF 61 07 01 00;
+    // what is left reads as a data packet on connection 7 — one this host never created.
+    let mut t = pn7150_active();
+    t.queue(&hex("07 01 00"));
+    t.expect_event(Ev::Deactivated(Deactivation::Reinitialized));
+    assert_eq!(
+        t.expect_reinit(),
+        ReinitCause::Unexpected {
+            message: "DATA on a connection never created"
+        }
+    );
+    recovers(&mut t);
+    // Outside a session on the static RF connection it is only reported: a packet sent
+    // just before the session ended is no disagreement.
+    let mut t = pn7150_ready();
+    t.queue_data("00 00 02 90 00");
+    t.expect_event(Ev::Error(ControllerError::UnexpectedData { conn_id: 0 }));
+    t.expect_state(State::Discovery);
+}
+
+#[test]
 fn interleaved_control_segments_are_malformed() {
     let mut t = pn7150_ready();
     // First segment of a CORE_CONN_CREDITS_NTF, then another notification.

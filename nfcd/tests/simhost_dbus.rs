@@ -68,7 +68,7 @@ mod simhost {
         let spec: TransportSpec = "sim:pn7150".parse().expect("spec");
         let transport = AnyTransport::open(&spec).await.expect("open sim");
         let sim = transport.sim_handle().expect("sim handle");
-        export(&server, sim.clone())
+        export(&server, sim.clone(), None)
             .await
             .expect("export Simulator1");
         let dest = server.unique_name().expect("unique name").to_string();
@@ -145,6 +145,11 @@ mod simhost {
             error_name(call(&client, &dest, "InjectFault", &("melt",)).await),
             "org.nfcd.Error.InvalidArguments"
         );
+        // Faults of the I²C bus need a controller behind one (sim:pn7150@i2c).
+        assert_eq!(
+            error_name(call(&client, &dest, "InjectFault", &("irq-stuck",)).await),
+            "org.nfcd.Error.InvalidArguments"
+        );
 
         // A spurious CORE_RESET_NTF rides in front of the next packet, RF_FIELD_INFO_NTF: the
         // host re-initialises the controller and comes back.
@@ -162,5 +167,39 @@ mod simhost {
         call(&client, &dest, "Field", &(false,))
             .await
             .expect("Field");
+    }
+
+    /// The I²C faults by name on a controller behind the simulated I²C bus: armed on its
+    /// slave, whatever the trigger syntax; a count of 0 or a stray name is refused.
+    #[tokio::test]
+    async fn i2c_faults_over_d_bus() {
+        let bus = crate::dbus_common::TestBus::session();
+        let server = bus.connect().await;
+        // A spec no other test in this binary opens: the board is this process's.
+        let spec: TransportSpec = "sim:nci2@i2c:100k".parse().expect("spec");
+        let transport = AnyTransport::open(&spec).await.expect("open sim:nci2@i2c");
+        let sim = transport.sim_handle().expect("sim handle");
+        let i2c = transport.i2c_sim().expect("an I²C slave");
+        export(&server, sim, Some(i2c.clone()))
+            .await
+            .expect("export Simulator1");
+        let dest = server.unique_name().expect("unique name").to_string();
+        let client = bus.connect().await;
+
+        for bad in ["irq-stuck@0", "i2c-read-error@x", "i2c-nack-storm@"] {
+            assert_eq!(
+                error_name(call(&client, &dest, "InjectFault", &(bad,)).await),
+                "org.nfcd.Error.InvalidArguments",
+                "{bad}"
+            );
+        }
+        // irq-stuck: IRQ high at once, with nothing queued.
+        let edges = i2c.irq_rising_edges();
+        call(&client, &dest, "InjectFault", &("irq-stuck",))
+            .await
+            .expect("InjectFault(irq-stuck)");
+        assert_eq!(i2c.irq_rising_edges(), edges + 1);
+        assert_eq!(i2c.pending(), 0);
+        drop(transport);
     }
 }

@@ -229,6 +229,56 @@ async fn irq_stuck_high_is_an_error_not_a_busy_loop() {
 }
 
 #[tokio::test]
+async fn a_nack_storm_shorter_than_the_retries_is_absorbed() {
+    let (sim, mut t) = pn7150();
+    // 5 tries 1 ms apart outlast a 2 ms storm that starts with the first try.
+    sim.nack_storm(Some(Duration::from_millis(2)));
+    t.send(&CORE_RESET_CMD).await.unwrap();
+    assert!(sim.write_nacks() >= 1);
+    assert!(sim.ven_log().is_empty());
+    assert_eq!(recv(&mut t).await.unwrap(), CORE_RESET_RSP);
+}
+
+#[tokio::test]
+async fn a_nack_storm_until_ven_ends_with_the_reset() {
+    let (sim, mut t) = pn7150();
+    sim.nack_storm(None);
+    let err = t.send(&CORE_RESET_CMD).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::NackStorm {
+                tries: 5,
+                reset: true
+            }
+        ),
+        "{err}"
+    );
+    // The VEN cycle after the last try ended the storm.
+    t.send(&CORE_RESET_CMD).await.unwrap();
+    assert_eq!(recv(&mut t).await.unwrap(), CORE_RESET_RSP);
+}
+
+#[tokio::test]
+async fn irq_sticks_after_the_reads_given() {
+    let (sim, mut t) = pn7150();
+    // CORE_RESET_RSP is read as header and payload; then IRQ stays high.
+    sim.stick_irq_after(2);
+    t.send(&CORE_RESET_CMD).await.unwrap();
+    assert_eq!(recv(&mut t).await.unwrap(), CORE_RESET_RSP);
+    let err = recv(&mut t).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::IrqStuck { tries: 5 }),
+        "{err}"
+    );
+    assert_eq!(sim.read_sizes()[..2], [3, 3]);
+    // VEN low ends it.
+    t.reset().await.unwrap();
+    t.send(&CORE_RESET_CMD).await.unwrap();
+    assert_eq!(recv(&mut t).await.unwrap(), CORE_RESET_RSP);
+}
+
+#[tokio::test]
 async fn reset_toggles_ven_and_drops_what_was_read_before() {
     let (sim, mut t) = pn7150();
     // A notification is read by the reader thread but not yet taken by the daemon.

@@ -196,6 +196,25 @@ async fn reset_drops_buffered_input() {
     assert_eq!(recv(&mut t).await.unwrap(), CORE_CONN_CREDITS_NTF);
 }
 
+/// A packet whose length octet claims one octet more than it carries (CORE_RESET_RSP saying
+/// 04 with three payload octets) swallows the first octet of the next packet, and the stream
+/// stays shifted; discarding the buffered input realigns it on the next packet.
+#[tokio::test]
+async fn discard_input_realigns_a_stream_whose_length_octet_lied() {
+    let mut pty = pty();
+    let mut t = open_transport(&pty);
+    pty.master
+        .write_all(&[0x40, 0x00, 0x04, 0x00, 0x11, 0x01])
+        .unwrap();
+    tokio::select! {
+        got = t.recv() => panic!("recv returned early: {got:?}"),
+        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+    }
+    t.discard_input().await.unwrap();
+    pty.master.write_all(&CORE_CONN_CREDITS_NTF).unwrap();
+    assert_eq!(recv(&mut t).await.unwrap(), CORE_CONN_CREDITS_NTF);
+}
+
 #[tokio::test]
 async fn missing_device_is_a_clear_error() {
     let err = UartTransport::open(&UartSpec {

@@ -8,6 +8,7 @@ mod api;
 mod builtin;
 mod failures;
 mod fastpath;
+mod faults;
 mod hotplug;
 mod lifecycle;
 mod long_apdus;

@@ -89,6 +89,10 @@ pub trait Adapter1 {
     #[zbus(property)]
     fn powered(&self) -> zbus::Result<bool>;
 
+    /// Set `Powered`.
+    #[zbus(property)]
+    fn set_powered(&self, value: bool) -> zbus::Result<()>;
+
     /// `Present`.
     #[zbus(property)]
     fn present(&self) -> zbus::Result<bool>;
@@ -263,6 +267,19 @@ pub async fn simulator_tap(
         )
         .await?;
     reply.body().deserialize::<Vec<TapRecord>>()
+}
+
+/// `org.nfcd.Simulator1.InjectFault(fault)` on nfcd's built-in virtual controller.
+pub async fn simulator_inject_fault(conn: &Connection, fault: &str) -> zbus::Result<()> {
+    conn.call_method(
+        Some("org.nfcd"),
+        "/org/nfcd/adapter0",
+        Some("org.nfcd.Simulator1"),
+        "InjectFault",
+        &(fault,),
+    )
+    .await
+    .map(drop)
 }
 
 /// The string under `key` of a record, if it is one.

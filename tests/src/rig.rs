@@ -29,13 +29,24 @@ pub const BUS_NAME: &str = "org.nfcd";
 /// How nfcd reaches the virtual controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
-    /// A pseudo-terminal: nfcd's UART transport (`uart:/dev/pts/N`).
+    /// A pseudo-terminal: nfcd's UART transport, through a link to `/dev/pts/N` in the
+    /// test's scratch directory (`uart:<scratch>/controller-tty`).
     Pty,
     /// A TCP connection to an ephemeral port on 127.0.0.1: nfcd's TCP transport.
     Tcp,
     /// nfcd's own in-process virtual controller (`--transport sim[:nci2]`), driven through
     /// `org.nfcd.Simulator1`; the test has no [`SimHandle`] then.
     Builtin,
+    /// nfcd's own virtual controller behind a simulated PN7150 I²C slave, reached through
+    /// nfcd's real I²C transport (`--transport sim:pn7150@i2c`); like [`Link::Builtin`].
+    BuiltinI2c,
+}
+
+impl Link {
+    /// Whether the virtual controller is nfcd's own, driven through `org.nfcd.Simulator1`.
+    pub fn is_builtin(self) -> bool {
+        matches!(self, Link::Builtin | Link::BuiltinI2c)
+    }
 }
 
 /// What to set up.
@@ -104,15 +115,39 @@ pub struct Rig {
 impl Rig {
     /// Start everything with `options`; see the module documentation for when it returns.
     pub async fn start(options: RigOptions) -> Rig {
+        let rig = Rig::launch(options, |_| {}).await;
+        bus::wait_present(&rig.adapter, true).await;
+        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
+            .await;
+        rig
+    }
+
+    /// Start everything with `options` like [`Rig::start`], but first run `prepare` on the
+    /// virtual controller (e.g. to arm a fault that hits nfcd's start-up — with [`Link::Pty`]:
+    /// each TCP connection power-cycles the controller, which disarms faults; not called with
+    /// [`Link::Builtin`]), and return as soon as nfcd owns its bus name, whether or not the
+    /// controller answers.
+    pub async fn launch(options: RigOptions, prepare: impl FnOnce(&SimHandle)) -> Rig {
         let scratch = Scratch::new(&test_tag());
         let bus = TestBus::session();
         let host = SimHost::new(options.profile, SimOptions::default());
+        if !options.link.is_builtin() {
+            prepare(&host.handle());
+        }
         let (transport, host) = match options.link {
             Link::Pty => {
                 let (path, task) = host
                     .serve_pty()
                     .unwrap_or_else(|e| panic!("serving the virtual controller on a pty: {e}"));
-                (format!("uart:{}", path.display()), Some((host, task)))
+                // nfcd reaches the pty through a link of this test's own, as it would a
+                // `/dev/serial/by-id/...` name: pty numbers are recycled at once, and a link
+                // removed when the line is cut keeps nfcd from reopening a number that
+                // another test's controller has taken meanwhile.
+                let line = scratch.join("controller-tty");
+                if let Err(e) = std::os::unix::fs::symlink(&path, &line) {
+                    panic!("cannot link {} to {}: {e}", line.display(), path.display());
+                }
+                (format!("uart:{}", line.display()), Some((host, task)))
             }
             Link::Tcp => {
                 let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -126,6 +161,13 @@ impl Rig {
                 let transport = match options.profile {
                     Profile::Pn7150 => "sim:pn7150",
                     Profile::Nci2 => "sim:nci2",
+                };
+                (transport.to_owned(), None)
+            }
+            Link::BuiltinI2c => {
+                let transport = match options.profile {
+                    Profile::Pn7150 => "sim:pn7150@i2c",
+                    Profile::Nci2 => "sim:nci2@i2c",
                 };
                 (transport.to_owned(), None)
             }
@@ -148,8 +190,8 @@ impl Rig {
         };
         let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
         let conn = connect(bus.address()).await;
-        let (manager, adapter) = await_nfcd(&conn, &mut nfcd, None).await;
-        let rig = Rig {
+        let (manager, adapter) = await_name(&conn, &mut nfcd, None).await;
+        Rig {
             nfcd,
             stopped: Vec::new(),
             args,
@@ -160,10 +202,7 @@ impl Rig {
             bus,
             logs: AtomicU32::new(0),
             scratch,
-        };
-        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
-            .await;
-        rig
+        }
     }
 
     /// Start as [`Rig::start`] with the defaults of [`RigOptions`], on a line the test prepared:
@@ -262,12 +301,17 @@ impl Rig {
         }
     }
 
-    /// The controller goes away: the TCP link to the virtual controller is cut, as when its
-    /// device is unplugged. [`Link::Tcp`] only.
+    /// The controller goes away: the TCP link to the virtual controller is cut, or the
+    /// master side of its pseudo-terminal is closed, as when its device is unplugged: nfcd's
+    /// transport reads end of file (TCP) or a hang-up (pty). Not with [`Link::Builtin`].
     pub fn cut_link(&mut self) {
+        if let Some(line) = self.args.transport.strip_prefix("uart:") {
+            // The line's name goes with the line (see `Rig::launch`).
+            let _ = std::fs::remove_file(line);
+        }
         match &self.host {
-            Some((_, task)) if self.args.transport.starts_with("tcp:") => task.abort(),
-            _ => panic!("cut_link needs Link::Tcp"),
+            Some((_, task)) => task.abort(),
+            None => panic!("cut_link needs a controller served here, not Link::Builtin"),
         }
     }
 
@@ -457,6 +501,18 @@ async fn await_nfcd(
     nfcd: &mut Nfcd,
     old_owner: Option<String>,
 ) -> (Manager1Proxy<'static>, Adapter1Proxy<'static>) {
+    let (manager, adapter) = await_name(conn, nfcd, old_owner).await;
+    bus::wait_present(&adapter, true).await;
+    (manager, adapter)
+}
+
+/// Wait until nfcd owns its name (a new owner, not `old_owner`); fails the test at once if
+/// nfcd exits meanwhile.
+async fn await_name(
+    conn: &Connection,
+    nfcd: &mut Nfcd,
+    old_owner: Option<String>,
+) -> (Manager1Proxy<'static>, Adapter1Proxy<'static>) {
     tokio::select! {
         _ = bus::wait_for_new_owner(conn, BUS_NAME, old_owner.as_deref()) => {}
         status = nfcd.wait_exit(WAIT) => {
@@ -471,7 +527,6 @@ async fn await_nfcd(
     let adapter = Adapter1Proxy::new(conn)
         .await
         .unwrap_or_else(|e| panic!("Adapter1 proxy: {e}"));
-    bus::wait_present(&adapter, true).await;
     (manager, adapter)
 }
 

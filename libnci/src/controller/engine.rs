@@ -1503,6 +1503,15 @@ impl Engine {
     /// connection. `packet` is the whole packet, header included, whose header fields the
     /// caller already parsed.
     pub(crate) fn handle_data(&mut self, packet: &[u8], conn_id: u8, credits: u8, pbf: bool) {
+        if !self.connection_exists(conn_id) {
+            // This DH never sends CORE_CONN_CREATE_CMD: the only connections are the static
+            // ones. Data on any other means the two sides no longer agree on the stream — on
+            // a byte stream typically a length octet that lied and shifted every header after
+            // it — and only a re-initialisation brings them together again.
+            return self.reinit(ReinitCause::Unexpected {
+                message: "DATA on a connection never created",
+            });
+        }
         if conn_id != 0 || self.session.is_none() {
             self.push(Event::Error(ControllerError::UnexpectedData { conn_id }));
             return;
@@ -1555,6 +1564,13 @@ impl Engine {
         {
             self.events_dropped = true;
         }
+    }
+
+    /// Whether logical connection `conn_id` exists without CORE_CONN_CREATE_CMD: the static
+    /// RF connection 0 (NCI 1.0 §4.4.2), and under NCI 2.0 the static HCI connection 1
+    /// (NCI 2.0 §4.4.2).
+    fn connection_exists(&self, conn_id: u8) -> bool {
+        conn_id == 0 || (conn_id == 1 && self.version.is_v2())
     }
 
     /// No host service can be given a command longer than an extended-length C-APDU; the

@@ -242,8 +242,9 @@ pub enum ControllerError {
     Routing(RoutingError),
     /// The controller refused even the smallest routing table; it keeps its default route.
     RoutingRefused(Status),
-    /// A data packet arrived with no card session, or on a connection other than the static
-    /// RF connection; it was dropped.
+    /// A data packet arrived with no card session, or on the NCI 2.0 static HCI connection
+    /// this host does not use; it was dropped. (Data on a connection that does not exist at
+    /// all re-initialises the controller instead.)
     UnexpectedData {
         /// Connection identifier of the packet.
         conn_id: u8,

@@ -177,6 +177,9 @@
 //! - a response with a failure status, except where noted above (config INVALID_PARAM,
 //!   routing size refusals, RF_DISCOVER_RSP DISCOVERY_ALREADY_STARTED);
 //! - a response nobody waits for, or a command from the controller;
+//! - data on a logical connection that was never created (only the static RF connection 0
+//!   and, under NCI 2.0, the static HCI connection 1 exist without CORE_CONN_CREATE_CMD, NCI
+//!   1.0 §4.4.2): on a byte stream this is how a length octet that lied shows up;
 //! - a malformed packet or message (header length mismatch, interleaved control segments, a
 //!   control message longer than the reassembly buffer, a payload that does not parse);
 //! - CORE_RESET_NTF outside the reset step: the controller reset itself;

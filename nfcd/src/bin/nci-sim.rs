@@ -66,14 +66,8 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 }
 
 fn parse_bus(s: &str) -> Result<BusSpeed, String> {
-    match s {
-        "100k" => Ok(BusSpeed::Standard),
-        "400k" => Ok(BusSpeed::Fast),
-        "3.4m" => Ok(BusSpeed::HighSpeed),
-        other => Err(format!(
-            "unknown I²C speed {other:?} (expected 100k, 400k or 3.4m)"
-        )),
-    }
+    // One parser for I²C speeds: the transport spec's (`sim:pn7150@i2c:400k`).
+    nfcd::transport::spec::parse_i2c_speed(s).map_err(|e| e.to_string())
 }
 
 /// Default bound of `wait-ready`.

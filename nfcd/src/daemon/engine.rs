@@ -118,6 +118,9 @@ pub struct Engine {
     retry: Option<(Instant, Retry)>,
     retry_delay: Duration,
     ready_once: bool,
+    /// The controller is re-initialising: discard the transport's input before its first
+    /// command, so a byte stream whose framing slipped starts on a packet boundary again.
+    resync: bool,
     notifier: Notifier,
 }
 
@@ -167,6 +170,7 @@ impl Engine {
             retry: Some((Instant::now(), Retry::Open)),
             retry_delay: FIRST_RETRY,
             ready_once: false,
+            resync: false,
             notifier: Notifier::from_env().unwrap_or_else(|e| {
                 warn!("NOTIFY_SOCKET is set but unusable: {e}");
                 Notifier::disabled()
@@ -298,7 +302,8 @@ impl Engine {
             Ok(t) => {
                 info!("transport {} open", t.describe());
                 if let Some(sim) = t.sim_handle() {
-                    if let Err(e) = dbus::simulator::export(&self.served.conn, sim).await {
+                    let i2c = t.i2c_sim();
+                    if let Err(e) = dbus::simulator::export(&self.served.conn, sim, i2c).await {
                         warn!("cannot export org.nfcd.Simulator1: {e}");
                     }
                 }
@@ -352,6 +357,9 @@ impl Engine {
     ) -> Result<(), TransportError> {
         loop {
             while let Some(packet) = self.ctl.poll_transmit() {
+                if std::mem::take(&mut self.resync) {
+                    transport.discard_input().await?;
+                }
                 self.trace(">", &packet);
                 transport.send(&packet).await?;
                 self.served.monitor.nci(NciDirection::Tx, &packet);
@@ -408,6 +416,7 @@ impl Engine {
                 info!("routing table programmed: {mode} mode, {used} of {capacity} bytes");
             }
             OwnedEvent::Reinitializing(cause, attempt, delay) => {
+                self.resync = true;
                 self.status(&format!(
                     "re-initialising the controller (attempt {attempt})"
                 ));
@@ -423,6 +432,10 @@ impl Engine {
                         "the controller gave up re-initialising; resetting it in {} ms",
                         self.retry_delay.as_millis()
                     );
+                    self.status(&format!(
+                        "controller not answering; resetting it in {} ms",
+                        self.retry_delay.as_millis()
+                    ));
                     self.schedule(Retry::Restart);
                 }
             }

@@ -2,9 +2,10 @@
 //! while the daemon runs on its virtual controller (doc/simulator-api.md).
 //!
 //! Translates D-Bus calls into [`SimHandle`] calls and reports into records, nothing else: the
-//! tap itself, the scripts and the faults are the simulator's ([`crate::simhost`]). The daemon
-//! calls [`export`] with the handle of the `sim` transport
-//! ([`crate::transport::AnyTransport::sim_handle`]); on a real controller nothing is exported.
+//! tap itself, the scripts and the faults are the simulator's ([`crate::simhost`], and for
+//! the bus of `sim:…@i2c` [`crate::transport::sim_i2c`]). The daemon calls [`export`] with the
+//! handle of the `sim` transport ([`crate::transport::AnyTransport::sim_handle`]) and, on
+//! `sim:…@i2c`, its I²C slave; on a real controller nothing is exported.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use crate::simhost::{
     outcome_detail, outcome_name, FaultSpec, SimError, SimHandle, TapOptions, TapOutcome,
     TapReport, TapScript, Tech,
 };
+use crate::transport::i2c_sim::I2cSim;
+use crate::transport::sim_i2c::I2cFault;
 
 /// Interface name.
 pub const SIMULATOR_INTERFACE: &str = "org.nfcd.Simulator1";
@@ -31,24 +34,26 @@ pub type Record = HashMap<String, OwnedVariant>;
 /// The exported `org.nfcd.Simulator1` object.
 pub struct Simulator {
     sim: SimHandle,
+    i2c: Option<I2cSim>,
 }
 
 impl Simulator {
-    /// The interface object for `sim`.
-    pub fn new(sim: SimHandle) -> Simulator {
-        Simulator { sim }
+    /// The interface object for `sim`, with the I²C slave `i2c` in front of it when the
+    /// virtual controller sits behind a simulated I²C bus.
+    pub fn new(sim: SimHandle, i2c: Option<I2cSim>) -> Simulator {
+        Simulator { sim, i2c }
     }
 }
 
-/// Export `org.nfcd.Simulator1` for `sim` at [`ADAPTER_PATH`] on `conn`, next to
-/// `org.nfcd.Adapter1`.
-pub async fn export(conn: &Connection, sim: SimHandle) -> zbus::Result<()> {
+/// Export `org.nfcd.Simulator1` for `sim` (and its I²C slave `i2c`, if any) at
+/// [`ADAPTER_PATH`] on `conn`, next to `org.nfcd.Adapter1`.
+pub async fn export(conn: &Connection, sim: SimHandle, i2c: Option<I2cSim>) -> zbus::Result<()> {
     let server = conn.object_server();
     // A reopened virtual controller replaces the one before it.
     // Nothing to remove the first time: that error is expected.
     let _ = server.remove::<Simulator, _>(ADAPTER_PATH).await;
     server
-        .at(ADAPTER_PATH, Simulator::new(sim))
+        .at(ADAPTER_PATH, Simulator::new(sim, i2c))
         .await
         .map(|_| ())
 }
@@ -272,8 +277,20 @@ impl Simulator {
         records(script, tech, request.budget, &report)
     }
 
-    /// Arm a fault of the virtual controller by name (`NAME` or `NAME@N`).
+    /// Arm a fault of the virtual controller, or of its I²C bus, by name (`NAME` or
+    /// `NAME@N`).
     async fn inject_fault(&self, fault: &str) -> Result<(), Error> {
+        if I2cFault::is_i2c_fault(fault) {
+            let i2c_fault: I2cFault = fault.parse().map_err(invalid)?;
+            let Some(i2c) = &self.i2c else {
+                return Err(Error::InvalidArguments(format!(
+                    "{fault} is a fault of the I²C bus: only with a virtual controller on \
+                     I²C (sim:pn7150@i2c)"
+                )));
+            };
+            i2c_fault.apply(i2c);
+            return Ok(());
+        }
         let spec: FaultSpec = fault.parse().map_err(invalid)?;
         self.sim.arm_fault(spec.fault, spec.trigger);
         Ok(())

@@ -833,8 +833,16 @@ impl SimHandle {
 
     /// Wait until [`SimHandle::is_ready`]. Cancel-safe; bound it with a timeout.
     pub async fn wait_ready(&self) {
+        self.wait_until(SimHandle::is_ready).await;
+    }
+
+    /// Wait until `condition` holds, checking it now and again whenever the controller changes
+    /// (a packet in or out, a timer, a step of a tap, a power cycle), never by polling: e.g.
+    /// until an armed fault fired, or a counter of [`SimHandle::stats`] moved. Cancel-safe;
+    /// bound it with a timeout.
+    pub async fn wait_until(&self, mut condition: impl FnMut(&SimHandle) -> bool) {
         let mut updates = self.shared.updates.subscribe();
-        while !self.is_ready() {
+        while !condition(self) {
             // The sender lives in `shared`, which this handle keeps alive.
             if updates.changed().await.is_err() {
                 return;

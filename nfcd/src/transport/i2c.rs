@@ -167,7 +167,9 @@ const RX_QUEUE: usize = 16;
 /// PN7150-style I²C transport.
 ///
 /// After [`Transport::recv`] returns an error the reader thread pauses until
-/// [`Transport::reset`] is called; the daemon resets the controller after any transport error.
+/// [`Transport::reset`] is called or the transport is dropped; the daemon drops the transport
+/// after any transport error and opens a new one, which
+/// [`AnyTransport::open`](super::AnyTransport::open) resets through VEN first.
 ///
 /// Dropping the transport stops both threads; the reader notices within
 /// [`I2cTiming::idle_wait`], and only then are the device and GPIO lines released (reopening

@@ -15,9 +15,11 @@
 //! - The test scripts the controller side with a responder: given each packet the host
 //!   writes, it returns the packets to queue in answer (several at once if wanted). Packets
 //!   can also be queued at any time with [`I2cSim::queue`] (notifications).
-//! - Faults: NACK every write ([`I2cSim::set_nack_storm`]), fail a read with an errno
+//! - Faults: NACK every write ([`I2cSim::set_nack_storm`], or from the next write on for a
+//!   while or until VEN goes low: [`I2cSim::nack_storm`]), fail a read with an errno
 //!   ([`I2cSim::fail_next_read`], [`I2cSim::fail_read_after`]), hold IRQ high with nothing to read
-//!   ([`I2cSim::set_irq_stuck`]).
+//!   ([`I2cSim::set_irq_stuck`], or once some reads are done: [`I2cSim::stick_irq_after`]).
+//!   VEN low ends every fault but [`I2cSim::set_nack_storm`]'s.
 //!
 //! Everything the host did is recorded for assertions: written packets, read sizes, write and
 //! read attempts, VEN transitions with timestamps, IRQ rising edges.
@@ -47,6 +49,10 @@ struct SimState {
     irq_stuck: bool,
     /// Reads still to succeed before the armed read error, and the error.
     read_error: Option<(usize, Errno)>,
+    /// Reads still to succeed before IRQ sticks high.
+    irq_stick_after: Option<usize>,
+    /// A storm of [`I2cSim::nack_storm`]: its length, and when its first NACK was.
+    storm: Option<(Option<Duration>, Option<Instant>)>,
     responder: Option<Responder>,
     host_packets: Vec<Vec<u8>>,
     read_sizes: Vec<usize>,
@@ -185,6 +191,24 @@ impl I2cSim {
         self.mutate(|s| s.irq_stuck = on);
     }
 
+    /// Let `reads` more read transfers succeed, then hold IRQ high with nothing to read, as
+    /// [`I2cSim::set_irq_stuck`] (`0`: at once). Power-down ends it, or disarms it.
+    pub fn stick_irq_after(&self, reads: usize) {
+        self.mutate(|s| {
+            if reads == 0 {
+                s.irq_stuck = true;
+            } else {
+                s.irq_stick_after = Some(reads);
+            }
+        });
+    }
+
+    /// NACK every write from the next one on: for `length` from that first NACK, or, with
+    /// `None`, until VEN goes low (a controller only a hard reset brings back).
+    pub fn nack_storm(&self, length: Option<Duration>) {
+        self.mutate(|s| s.storm = Some((length, None)));
+    }
+
     /// Packets the host wrote and the controller accepted, in order.
     pub fn host_packets(&self) -> Vec<Vec<u8>> {
         self.lock().host_packets.clone()
@@ -259,6 +283,16 @@ impl I2cDevice for SimI2cDevice {
             if !s.powered {
                 return Err(io::Error::from(Errno::ENXIO));
             }
+            if let Some((length, since)) = &mut s.storm {
+                let now = Instant::now();
+                let since = *since.get_or_insert(now);
+                if length.is_some_and(|length| now.duration_since(since) >= length) {
+                    s.storm = None;
+                } else {
+                    s.write_nacks += 1;
+                    return Err(io::Error::from(Errno::EREMOTEIO));
+                }
+            }
             if s.nack_storm || s.standby {
                 s.standby = false;
                 s.write_nacks += 1;
@@ -308,6 +342,14 @@ impl I2cDevice for SimI2cDevice {
             if s.read_pos >= front.len() {
                 s.outbox.pop_front();
                 s.read_pos = 0;
+            }
+            match s.irq_stick_after {
+                Some(1) => {
+                    s.irq_stick_after = None;
+                    s.irq_stuck = true;
+                }
+                Some(ref mut left) => *left -= 1,
+                None => {}
             }
             Ok(())
         })
@@ -360,6 +402,9 @@ impl VenLine for SimVenLine {
                 s.read_pos = 0;
                 s.standby = false;
                 s.irq_stuck = false;
+                s.irq_stick_after = None;
+                s.read_error = None;
+                s.storm = None;
             }
         });
         Ok(())

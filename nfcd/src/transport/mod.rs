@@ -16,6 +16,7 @@ pub(crate) mod framing;
 pub mod i2c;
 pub mod i2c_sim;
 pub mod sim;
+pub mod sim_i2c;
 pub mod spec;
 pub mod tcp;
 pub mod uart;
@@ -26,9 +27,10 @@ use std::io;
 
 pub use i2c::I2cTransport;
 pub use sim::SimTransport;
+pub use sim_i2c::SimI2cTransport;
 pub use spec::{
-    GpioLine, GpioLineSpec, I2cSpec, SimProfile, TcpSpec, TransportSpec, TransportSpecError,
-    UartSpec,
+    GpioLine, GpioLineSpec, I2cSpec, SimI2cSpec, SimProfile, TcpSpec, TransportSpec,
+    TransportSpecError, UartSpec,
 };
 pub use tcp::TcpTransport;
 pub use uart::UartTransport;
@@ -68,6 +70,18 @@ pub trait Transport: Send {
     /// input buffered so far, so that the next [`recv`](Transport::recv) returns only what the
     /// controller sends after the reset.
     fn reset(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Drop every octet received and not yet returned as a whole packet, without touching the
+    /// controller, so that the next [`recv`](Transport::recv) starts on a packet boundary.
+    ///
+    /// A byte stream (UART, TCP, the in-process pipe) is delimited only by the length octet of
+    /// each header: one that lied shifts every header after it, and nothing in the stream
+    /// itself ever realigns it. The daemon calls this before the first command of every
+    /// re-initialisation of the controller. The default does nothing, which is right where
+    /// every packet is read on its own, header first (I²C, UM10936 §3).
+    fn discard_input(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     /// Short description for logs and the `Adapter1.Transport` property, e.g.
     /// `uart:/dev/ttyUSB0@115200`.
@@ -211,14 +225,30 @@ pub enum AnyTransport {
     Tcp(TcpTransport),
     /// The in-process virtual controller.
     Sim(SimTransport),
+    /// The in-process virtual controller behind a simulated I²C slave, on the I²C transport.
+    SimI2c(SimI2cTransport),
 }
 
 impl AnyTransport {
     /// Open the transport that `spec` names. Must run inside a tokio runtime (the UART, TCP
     /// and sim transports register with it).
+    ///
+    /// An I²C controller is hard-reset through VEN (when there is a VEN line) as soon as its
+    /// transport is open: VEN low holds the PN7150 in hard power-down (UM10936), so whatever
+    /// an earlier run left behind — IRQ stuck high, a packet half read, a controller that
+    /// NACKs every write — is gone, and reopening the transport after an error is a reset.
     pub async fn open(spec: &TransportSpec) -> Result<Self, TransportError> {
         match spec {
-            TransportSpec::I2c(i2c) => Ok(AnyTransport::I2c(I2cTransport::open(i2c)?)),
+            TransportSpec::I2c(i2c) => {
+                let mut transport = I2cTransport::open(i2c)?;
+                transport.reset().await?;
+                Ok(AnyTransport::I2c(transport))
+            }
+            TransportSpec::SimI2c(sim) => {
+                let mut transport = SimI2cTransport::open(*sim)?;
+                transport.reset().await?;
+                Ok(AnyTransport::SimI2c(transport))
+            }
             TransportSpec::Uart(uart) => Ok(AnyTransport::Uart(UartTransport::open(uart)?)),
             TransportSpec::Tcp(tcp) => Ok(AnyTransport::Tcp(TcpTransport::connect(tcp).await?)),
             TransportSpec::Sim(profile) => Ok(AnyTransport::Sim(SimTransport::open(*profile)?)),
@@ -230,6 +260,16 @@ impl AnyTransport {
     pub fn sim_handle(&self) -> Option<crate::simhost::SimHandle> {
         match self {
             AnyTransport::Sim(t) => Some(t.handle()),
+            AnyTransport::SimI2c(t) => Some(t.board().handle()),
+            _ => None,
+        }
+    }
+
+    /// The simulated I²C slave when this is the `sim:…@i2c` transport (its bus faults are
+    /// injected through `org.nfcd.Simulator1`), else `None`.
+    pub fn i2c_sim(&self) -> Option<i2c_sim::I2cSim> {
+        match self {
+            AnyTransport::SimI2c(t) => Some(t.board().i2c()),
             _ => None,
         }
     }
@@ -242,6 +282,7 @@ impl Transport for AnyTransport {
             AnyTransport::Uart(t) => t.send(packet).await,
             AnyTransport::Tcp(t) => t.send(packet).await,
             AnyTransport::Sim(t) => t.send(packet).await,
+            AnyTransport::SimI2c(t) => t.send(packet).await,
         }
     }
 
@@ -251,6 +292,7 @@ impl Transport for AnyTransport {
             AnyTransport::Uart(t) => t.recv().await,
             AnyTransport::Tcp(t) => t.recv().await,
             AnyTransport::Sim(t) => t.recv().await,
+            AnyTransport::SimI2c(t) => t.recv().await,
         }
     }
 
@@ -260,6 +302,17 @@ impl Transport for AnyTransport {
             AnyTransport::Uart(t) => t.reset().await,
             AnyTransport::Tcp(t) => t.reset().await,
             AnyTransport::Sim(t) => t.reset().await,
+            AnyTransport::SimI2c(t) => t.reset().await,
+        }
+    }
+
+    async fn discard_input(&mut self) -> Result<(), TransportError> {
+        match self {
+            AnyTransport::I2c(t) => t.discard_input().await,
+            AnyTransport::Uart(t) => t.discard_input().await,
+            AnyTransport::Tcp(t) => t.discard_input().await,
+            AnyTransport::Sim(t) => t.discard_input().await,
+            AnyTransport::SimI2c(t) => t.discard_input().await,
         }
     }
 
@@ -269,6 +322,7 @@ impl Transport for AnyTransport {
             AnyTransport::Uart(t) => t.describe(),
             AnyTransport::Tcp(t) => t.describe(),
             AnyTransport::Sim(t) => t.describe(),
+            AnyTransport::SimI2c(t) => t.describe(),
         }
     }
 }

@@ -190,6 +190,13 @@ impl Transport for SimTransport {
         Ok(())
     }
 
+    /// Drop what the pipe and the receive buffer hold; the virtual controller runs on.
+    async fn discard_input(&mut self) -> Result<(), TransportError> {
+        self.drain()?;
+        self.rx.clear();
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }

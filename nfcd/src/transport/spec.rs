@@ -8,6 +8,7 @@
 //! uart:/dev/ttyUSB0[@115200]                           NCI over a tty or pty
 //! tcp:HOST:PORT                                        NCI over TCP ([v6-address]:PORT)
 //! sim | sim:pn7150 | sim:nci2                          in-process virtual controller
+//! sim:pn7150@i2c[:100k|400k|3.4m]                      the same behind a simulated I²C bus
 //! ```
 //!
 //! GPIO lines are `CHIP:LINE` where `CHIP` is a gpiochip name (`gpiochip0`) or a device path
@@ -17,6 +18,8 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+pub use libnci::sim::BusSpeed;
 
 /// PN7150 default 7-bit I²C address: I2C_ADDR0 = I2C_ADDR1 = 0 (UM10936 §3.1, Table 3).
 pub const PN7150_DEFAULT_I2C_ADDRESS: u16 = 0x28;
@@ -41,6 +44,18 @@ pub enum TransportSpec {
     Tcp(TcpSpec),
     /// The in-process virtual controller from libnci.
     Sim(SimProfile),
+    /// The in-process virtual controller behind a simulated PN7150 I²C slave, driven by the
+    /// real I²C transport (IRQ, header-then-payload reads, NACK retries, VEN resets).
+    SimI2c(SimI2cSpec),
+}
+
+/// Parameters of the `sim:PROFILE@i2c` transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimI2cSpec {
+    /// The controller simulated.
+    pub profile: SimProfile,
+    /// The I²C clock the bus model moves packets at (Fast-mode, 400 kHz, unless given).
+    pub speed: BusSpeed,
 }
 
 /// Parameters of the I²C transport.
@@ -150,6 +165,9 @@ impl FromStr for TransportSpec {
             ("i2c", Some(rest)) => parse_i2c(rest).map(TransportSpec::I2c),
             ("uart", Some(rest)) => parse_uart(rest).map(TransportSpec::Uart),
             ("tcp", Some(rest)) => parse_tcp(rest).map(TransportSpec::Tcp),
+            ("sim", Some(rest)) if rest.contains('@') => {
+                parse_sim_i2c(rest).map(TransportSpec::SimI2c)
+            }
             ("sim", rest) => parse_sim(rest).map(TransportSpec::Sim),
             ("i2c" | "uart" | "tcp", None) => Err(TransportSpecError::new(format!(
                 "{kind}: missing parameters after '{kind}:'"
@@ -362,6 +380,44 @@ fn parse_sim(rest: Option<&str>) -> Result<SimProfile, TransportSpecError> {
     }
 }
 
+/// `PROFILE@i2c[:SPEED]`.
+fn parse_sim_i2c(rest: &str) -> Result<SimI2cSpec, TransportSpecError> {
+    let (profile, bus) = rest.split_once('@').unwrap_or((rest, ""));
+    let profile = parse_sim(Some(profile))?;
+    let speed = match bus.split_once(':') {
+        Some(("i2c", speed)) => parse_i2c_speed(speed)?,
+        None if bus == "i2c" => BusSpeed::Fast,
+        _ => {
+            return Err(TransportSpecError::new(format!(
+            "sim: unknown bus '{bus}' (expected i2c, e.g. sim:pn7150@i2c or sim:pn7150@i2c:400k)"
+        )))
+        }
+    };
+    Ok(SimI2cSpec { profile, speed })
+}
+
+/// An I²C clock by the name used on command lines: `100k` (Standard-mode), `400k`
+/// (Fast-mode) or `3.4m` (High-speed mode), I²C-bus specification UM10204.
+pub fn parse_i2c_speed(text: &str) -> Result<BusSpeed, TransportSpecError> {
+    match text {
+        "100k" => Ok(BusSpeed::Standard),
+        "400k" => Ok(BusSpeed::Fast),
+        "3.4m" => Ok(BusSpeed::HighSpeed),
+        other => Err(TransportSpecError::new(format!(
+            "unknown I²C speed '{other}' (expected 100k, 400k or 3.4m)"
+        ))),
+    }
+}
+
+/// The name [`parse_i2c_speed`] takes for `speed`.
+pub fn i2c_speed_name(speed: BusSpeed) -> &'static str {
+    match speed {
+        BusSpeed::Standard => "100k",
+        BusSpeed::Fast => "400k",
+        BusSpeed::HighSpeed => "3.4m",
+    }
+}
+
 impl fmt::Display for GpioLineSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.line {
@@ -405,6 +461,9 @@ impl fmt::Display for TransportSpec {
             }
             TransportSpec::Tcp(tcp) => write!(f, "tcp:{}:{}", tcp.host, tcp.port),
             TransportSpec::Sim(profile) => write!(f, "sim:{profile}"),
+            TransportSpec::SimI2c(spec) => {
+                write!(f, "sim:{}@i2c:{}", spec.profile, i2c_speed_name(spec.speed))
+            }
         }
     }
 }
@@ -621,6 +680,41 @@ mod tests {
     }
 
     #[test]
+    fn sim_behind_i2c() {
+        let pn7150 = |speed| {
+            Ok(TransportSpec::SimI2c(SimI2cSpec {
+                profile: SimProfile::Pn7150,
+                speed,
+            }))
+        };
+        assert_eq!(parse("sim:pn7150@i2c"), pn7150(BusSpeed::Fast));
+        assert_eq!(parse("sim:pn7150@i2c:100k"), pn7150(BusSpeed::Standard));
+        assert_eq!(parse("sim:pn7150@i2c:3.4m"), pn7150(BusSpeed::HighSpeed));
+        assert_eq!(
+            parse("sim:nci2@i2c"),
+            Ok(TransportSpec::SimI2c(SimI2cSpec {
+                profile: SimProfile::Nci2,
+                speed: BusSpeed::Fast,
+            }))
+        );
+        assert_eq!(
+            parse("sim:pn7150@spi"),
+            Err(
+                "sim: unknown bus 'spi' (expected i2c, e.g. sim:pn7150@i2c or sim:pn7150@i2c:400k)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse("sim:pn7150@i2c:1m"),
+            Err("unknown I²C speed '1m' (expected 100k, 400k or 3.4m)".into())
+        );
+        assert_eq!(
+            parse("sim:pn7160@i2c"),
+            Err("sim: unknown profile 'pn7160' (expected pn7150 or nci2)".into())
+        );
+    }
+
+    #[test]
     fn unknown_and_empty() {
         assert_eq!(
             parse("spi:/dev/spidev0.0"),
@@ -642,6 +736,8 @@ mod tests {
             "tcp:[::1]:4000",
             "sim:pn7150",
             "sim:nci2",
+            "sim:pn7150@i2c:400k",
+            "sim:nci2@i2c:3.4m",
         ] {
             let spec = parse(text);
             assert_eq!(spec.as_ref().map(ToString::to_string), Ok(text.to_string()));
@@ -652,5 +748,9 @@ mod tests {
             Ok("uart:/dev/ttyS0@115200".into())
         );
         assert_eq!(parse("sim").map(|s| s.to_string()), Ok("sim:pn7150".into()));
+        assert_eq!(
+            parse("sim:pn7150@i2c").map(|s| s.to_string()),
+            Ok("sim:pn7150@i2c:400k".into())
+        );
     }
 }

@@ -138,6 +138,11 @@ impl Transport for TcpTransport {
         Ok(())
     }
 
+    /// The same as [`Transport::reset`]: a TCP link has nothing to toggle.
+    async fn discard_input(&mut self) -> Result<(), TransportError> {
+        self.reset().await
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }

@@ -209,6 +209,11 @@ impl Transport for UartTransport {
             .map_err(|e| TransportError::io(format!("{}: flush input", self.describe), e.into()))
     }
 
+    /// The same as [`Transport::reset`]: a serial line has nothing to toggle.
+    async fn discard_input(&mut self) -> Result<(), TransportError> {
+        self.reset().await
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }
