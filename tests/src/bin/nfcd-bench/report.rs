@@ -189,7 +189,7 @@ impl Report {
             if series {
                 let _ = writeln!(
                     out,
-                    "  {:<58} {:>6} {:>11} {:>11}",
+                    "  {:<62} {:>6} {:>11} {:>11}",
                     "", "n", "median", "p99"
                 );
             }
@@ -198,14 +198,14 @@ impl Report {
                     Row::Series { label, summary, .. } => {
                         let _ = writeln!(
                             out,
-                            "  {label:<58} {:>6} {:>8.1} µs {:>8.1} µs",
+                            "  {label:<62} {:>6} {:>8.1} µs {:>8.1} µs",
                             summary.n, summary.median_us, summary.p99_us
                         );
                     }
                     Row::Value {
                         label, value, unit, ..
                     } => {
-                        let _ = writeln!(out, "  {label:<58} {}", number(*value, unit));
+                        let _ = writeln!(out, "  {label:<62} {}", number(*value, unit));
                     }
                     Row::Target {
                         label,
@@ -218,7 +218,7 @@ impl Report {
                         let verdict = if *met { "met" } else { "MISSED" };
                         let _ = writeln!(
                             out,
-                            "  {label:<58} {:<14} target {target:<12} {verdict}",
+                            "  {label:<62} {:<14} target {target:<12} {verdict}",
                             number(*value, unit)
                         );
                     }

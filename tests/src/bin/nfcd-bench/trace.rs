@@ -268,13 +268,14 @@ impl TapTrace {
                         NciDirection::Rx if starts(packet, CORE_CONN_CREDITS_NTF) => {
                             credits_at = Some(ts);
                         }
-                        NciDirection::Rx if is_data(packet) => {
-                            if packet.first().is_some_and(|b| b & PBF == 0) {
-                                pending = Some(ApduTimes {
-                                    rx_last: ts,
-                                    ..ApduTimes::default()
-                                });
-                            }
+                        // The last (or only) segment of a C-APDU: PBF 0.
+                        NciDirection::Rx
+                            if is_data(packet) && packet.first().is_some_and(|b| b & PBF == 0) =>
+                        {
+                            pending = Some(ApduTimes {
+                                rx_last: ts,
+                                ..ApduTimes::default()
+                            });
                         }
                         NciDirection::Tx if is_data(packet) => {
                             last_data_tx = packets.len();
