@@ -141,7 +141,8 @@ impl Shared {
 
     /// An APDU went to a service at `timestamp_us`: hold signals back.
     fn hold(&self, timestamp_us: u64) {
-        self.held_since.store(timestamp_us.max(1), Ordering::Relaxed);
+        self.held_since
+            .store(timestamp_us.max(1), Ordering::Relaxed);
     }
 
     /// The APDU's answer is back: let signals go.
@@ -694,7 +695,11 @@ mod tests {
         let h = handle();
         let _rx = subscribe(&h.shared, ":1.7", 8);
         // SELECT by name, forwarded to a service.
-        h.apdu(ApduDirection::Command, "org.example", &[0x00, 0xA4, 0x04, 0x00]);
+        h.apdu(
+            ApduDirection::Command,
+            "org.example",
+            &[0x00, 0xA4, 0x04, 0x00],
+        );
         assert_ne!(h.shared.held_since.load(Ordering::Relaxed), 0);
         let shared = Arc::clone(&h.shared);
         let waiter = tokio::spawn(async move { shared.wait_released().await });
@@ -714,9 +719,8 @@ mod tests {
     async fn a_hold_without_response_expires() {
         let h = handle();
         let _rx = subscribe(&h.shared, ":1.7", 8);
-        let long_ago = monotonic_us().saturating_sub(
-            u64::try_from(MAX_HOLD.as_micros()).unwrap_or(0) + 1_000,
-        );
+        let long_ago =
+            monotonic_us().saturating_sub(u64::try_from(MAX_HOLD.as_micros()).unwrap_or(0) + 1_000);
         h.shared.hold(long_ago.max(1));
         tokio::time::timeout(std::time::Duration::from_secs(1), h.shared.wait_released())
             .await
