@@ -5,6 +5,7 @@
 //! Needs `cargo build --workspace` first (the binaries under test) and `dbus-daemon`.
 
 mod api;
+mod bench;
 mod builtin;
 mod failures;
 mod fastpath;

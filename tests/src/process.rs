@@ -169,6 +169,8 @@ pub struct NfcdArgs {
     pub state_dir: PathBuf,
     /// `--config`.
     pub config: PathBuf,
+    /// Whether to pass `-v` (debug log with the NCI packet trace).
+    pub debug_log: bool,
 }
 
 /// A running `nfcd`.
@@ -178,8 +180,8 @@ pub struct Nfcd {
 }
 
 impl Nfcd {
-    /// Start `nfcd` with `args` and `-v` (debug log with the NCI packet trace) on stderr into
-    /// `log`. Does not wait for anything.
+    /// Start `nfcd` with `args` (and `-v`, the debug log with the NCI packet trace, if
+    /// [`NfcdArgs::debug_log`]) logging on stderr into `log`. Does not wait for anything.
     pub fn spawn(args: &NfcdArgs, log: PathBuf) -> Nfcd {
         let mut cmd = Command::new(binary("nfcd"));
         cmd.arg("--transport")
@@ -190,8 +192,10 @@ impl Nfcd {
             .arg(&args.state_dir)
             .arg("--config")
             .arg(&args.config)
-            .arg("-v")
             .stdout(Stdio::null());
+        if args.debug_log {
+            cmd.arg("-v");
+        }
         Nfcd {
             child: Child::spawn("nfcd", cmd, log),
         }

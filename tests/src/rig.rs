@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use zbus::Connection;
 
 use crate::bus::{self, Adapter1Proxy, Manager1Proxy};
+use crate::dbus_common::session_config;
 use crate::process::{Nfcd, NfcdArgs, Wallet, WalletKind};
 use crate::scratch::Scratch;
 use crate::scripts::ScriptBuilder;
@@ -95,6 +96,32 @@ impl ServedPty {
     }
 }
 
+/// How the pieces run, beyond what [`RigOptions`] sets up: the virtual controller's timing and
+/// nfcd's log level. The tests keep the defaults; the benchmark (`nfcd-bench`) runs nfcd as a
+/// service would and models the I²C bus.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Timing of the virtual controller served here (I²C bus model, RF air time). Not used
+    /// with [`Link::Builtin`].
+    pub sim: SimOptions,
+    /// nfcd with `-v` (debug log with the NCI packet trace), as the tests want it for
+    /// diagnosis; `false` runs it at its default level, as a service runs.
+    pub debug_log: bool,
+    /// Let processes of any uid connect to the private bus (by default dbus-daemon admits its
+    /// own uid only): for clients started under other uids, as wallets of several users are.
+    pub bus_any_user: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            sim: SimOptions::default(),
+            debug_log: true,
+            bus_any_user: false,
+        }
+    }
+}
+
 /// A running set-up. See the module documentation.
 pub struct Rig {
     nfcd: Nfcd,
@@ -115,7 +142,12 @@ pub struct Rig {
 impl Rig {
     /// Start everything with `options`; see the module documentation for when it returns.
     pub async fn start(options: RigOptions) -> Rig {
-        let rig = Rig::launch(options, |_| {}).await;
+        Rig::start_tuned(options, Tuning::default()).await
+    }
+
+    /// [`Rig::start`] with the pieces running as `tuning` says.
+    pub async fn start_tuned(options: RigOptions, tuning: Tuning) -> Rig {
+        let rig = Rig::launch_tuned(options, tuning, |_| {}).await;
         bus::wait_present(&rig.adapter, true).await;
         rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
             .await;
@@ -128,9 +160,26 @@ impl Rig {
     /// [`Link::Builtin`]), and return as soon as nfcd owns its bus name, whether or not the
     /// controller answers.
     pub async fn launch(options: RigOptions, prepare: impl FnOnce(&SimHandle)) -> Rig {
+        Rig::launch_tuned(options, Tuning::default(), prepare).await
+    }
+
+    async fn launch_tuned(
+        options: RigOptions,
+        tuning: Tuning,
+        prepare: impl FnOnce(&SimHandle),
+    ) -> Rig {
         let scratch = Scratch::new(&test_tag());
-        let bus = TestBus::session();
-        let host = SimHost::new(options.profile, SimOptions::default());
+        let bus = if tuning.bus_any_user {
+            let config = session_config(std::path::Path::new("{dir}")).replace(
+                "<policy context=\"default\">",
+                "<policy context=\"default\">\n    <allow user=\"*\"/>",
+            );
+            TestBus::with_config(&config)
+                .unwrap_or_else(|e| panic!("starting the private bus: {e}"))
+        } else {
+            TestBus::session()
+        };
+        let host = SimHost::new(options.profile, tuning.sim);
         if !options.link.is_builtin() {
             prepare(&host.handle());
         }
@@ -187,6 +236,7 @@ impl Rig {
             bus: bus.address().to_owned(),
             state_dir,
             config,
+            debug_log: tuning.debug_log,
         };
         let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
         let conn = connect(bus.address()).await;
@@ -224,6 +274,7 @@ impl Rig {
             bus: bus.address().to_owned(),
             state_dir,
             config,
+            debug_log: true,
         };
         let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
         let conn = connect(bus.address()).await;

@@ -8,6 +8,12 @@
 //! (and counting the drop) for a subscriber whose queue is full. One task per subscriber empties
 //! its queue into unicast signals, in queue order, preceded by a `Lost` after drops.
 //!
+//! Those tasks share the daemon's thread and its bus connection with the tap path, so they hold
+//! back while an APDU is with a service (from the `command` report to the `response` report, at
+//! most [`MAX_HOLD`]) and yield after each signal: serialising and sending a signal then would
+//! delay the handling of the service's answer, and the bus would route the signals alongside the
+//! `ProcessApdu` call. The trace still arrives whole and in order, just after the exchange.
+//!
 //! A subscription ends with `Unsubscribe`, with [`MonitorHandle::owner_gone`], or when the
 //! subscriber's task sees the bus announce that its unique name has no owner any more
 //! (`NameOwnerChanged`, D-Bus specification "org.freedesktop.DBus.NameOwnerChanged"), so a
@@ -16,12 +22,13 @@
 //! This module decodes nothing and keeps no history: what a packet means is the subscriber's
 //! business (`nfcctl monitor`, [`crate::ctl::monitor`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use futures_util::StreamExt;
 use nix::time::{clock_gettime, ClockId};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Notify;
 use tracing::{debug, info};
 use zbus::message::{Header, Type as MessageType};
 use zbus::names::{BusName, UniqueName};
@@ -48,6 +55,10 @@ pub const MAX_SUBSCRIBERS: usize = 8;
 /// With NCI packets of at most 258 bytes (NCI 1.0 §3.4) and short APDUs of at most 261
 /// (ISO/IEC 7816-4 §5.1), a full queue holds a few hundred KiB.
 pub const QUEUE_CAPACITY: usize = 1024;
+
+/// Longest time signals are held back for one APDU that is with a service: past it (a slow
+/// service, or an exchange that ended without a response, such as a link loss) they flow again.
+pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The uid allowed to subscribe: a trace shows every service's APDUs.
 const ROOT_UID: u32 = 0;
@@ -110,6 +121,11 @@ struct Shared {
     /// Mirrors `!subscriptions.alive.is_empty()`, so the tap path can skip everything without
     /// taking the lock.
     active: AtomicBool,
+    /// `CLOCK_MONOTONIC` µs of the `command` report of the APDU now with a service; 0 when none
+    /// is. While set, signals are held back (see the module documentation).
+    held_since: AtomicU64,
+    /// Signalled when `held_since` goes back to 0.
+    released: Notify,
     subscriptions: Mutex<Subscriptions>,
 }
 
@@ -117,7 +133,44 @@ impl Shared {
     fn new() -> Shared {
         Shared {
             active: AtomicBool::new(false),
+            held_since: AtomicU64::new(0),
+            released: Notify::new(),
             subscriptions: Mutex::new(Subscriptions::default()),
+        }
+    }
+
+    /// An APDU went to a service at `timestamp_us`: hold signals back.
+    fn hold(&self, timestamp_us: u64) {
+        self.held_since
+            .store(timestamp_us.max(1), Ordering::Relaxed);
+    }
+
+    /// The APDU's answer is back: let signals go.
+    fn release(&self) {
+        if self.held_since.swap(0, Ordering::Relaxed) != 0 {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// Wait while an APDU is with a service, at most until [`MAX_HOLD`] after it went there.
+    async fn wait_released(&self) {
+        let max_hold = u64::try_from(MAX_HOLD.as_micros()).unwrap_or(u64::MAX);
+        loop {
+            // Registered before the check, so a release in between is not missed.
+            let released = self.released.notified();
+            let since = self.held_since.load(Ordering::Relaxed);
+            if since == 0 {
+                return;
+            }
+            let now = monotonic_us();
+            let until = since.saturating_add(max_hold);
+            if now >= until {
+                return;
+            }
+            let left = std::time::Duration::from_micros(until - now);
+            if tokio::time::timeout(left, released).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -234,12 +287,23 @@ impl MonitorHandle {
     /// Report one APDU of a card emulation session (ISO/IEC 7816-4 §5.1): a C-APDU from the
     /// reader (`Command`) or the R-APDU sent back (`Response`), with the `Id` of the service
     /// concerned, empty when nfcd answered itself. Emitted as `Apdu`.
+    ///
+    /// A `Command` holds the subscribers' signals back until the next `Response` (at most
+    /// [`MAX_HOLD`]); see the module documentation.
     pub fn apdu(&self, direction: ApduDirection, service_id: &str, apdu: &[u8]) {
+        if direction == ApduDirection::Response {
+            // Also without subscribers: one may have left while the APDU was out.
+            self.shared.release();
+        }
         if !self.active() {
             return;
         }
+        let timestamp_us = monotonic_us();
+        if direction == ApduDirection::Command {
+            self.shared.hold(timestamp_us);
+        }
         self.shared.publish(Trace::Apdu {
-            timestamp_us: monotonic_us(),
+            timestamp_us,
             direction,
             service_id: service_id.into(),
             apdu: apdu.into(),
@@ -339,9 +403,14 @@ async fn deliver(
                 if queue.is_closed() {
                     return;
                 }
+                if let Some(shared) = shared.upgrade() {
+                    shared.wait_released().await;
+                }
                 if let Err(e) = emit(&emitter, &item).await {
                     break TaskEnd::SendFailed(e);
                 }
+                // A packet that arrived meanwhile is handled before the next signal.
+                tokio::task::yield_now().await;
             }
         }
     };
@@ -617,6 +686,50 @@ mod tests {
         // And the count starts again from zero.
         h.nci(NciDirection::Tx, &[0x20, 0x00, 0x01, 0x01]);
         assert_eq!(rx.try_recv().expect("queued").lost, 0);
+    }
+
+    /// A command to a service holds the signals back until its response; the response
+    /// releases them at once.
+    #[tokio::test]
+    async fn signals_wait_while_an_apdu_is_with_a_service() {
+        let h = handle();
+        let _rx = subscribe(&h.shared, ":1.7", 8);
+        // SELECT by name, forwarded to a service.
+        h.apdu(
+            ApduDirection::Command,
+            "org.example",
+            &[0x00, 0xA4, 0x04, 0x00],
+        );
+        assert_ne!(h.shared.held_since.load(Ordering::Relaxed), 0);
+        let shared = Arc::clone(&h.shared);
+        let waiter = tokio::spawn(async move { shared.wait_released().await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "held while the service works");
+        h.apdu(ApduDirection::Response, "org.example", &[0x90, 0x00]);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("released by the response")
+            .expect("waiter");
+        assert_eq!(h.shared.held_since.load(Ordering::Relaxed), 0);
+    }
+
+    /// An exchange that never gets its response (a link loss) holds nothing back for longer
+    /// than MAX_HOLD after the command.
+    #[tokio::test]
+    async fn a_hold_without_response_expires() {
+        let h = handle();
+        let _rx = subscribe(&h.shared, ":1.7", 8);
+        let long_ago =
+            monotonic_us().saturating_sub(u64::try_from(MAX_HOLD.as_micros()).unwrap_or(0) + 1_000);
+        h.shared.hold(long_ago.max(1));
+        tokio::time::timeout(std::time::Duration::from_secs(1), h.shared.wait_released())
+            .await
+            .expect("an expired hold does not wait");
+        // Without a hold nothing waits either.
+        h.shared.release();
+        tokio::time::timeout(std::time::Duration::from_secs(1), h.shared.wait_released())
+            .await
+            .expect("no hold, no wait");
     }
 
     #[test]

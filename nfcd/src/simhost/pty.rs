@@ -8,6 +8,12 @@
 //! never reports a hang-up, so clients may open and close `/dev/pts/N` as often as they like.
 //! Termios on the client's side (speed, raw mode) remains the client's business; this only
 //! keeps the line from echoing controller output back before a client has set it up.
+//!
+//! The master is registered for readability only. Registered for writability too, every read
+//! the client makes on its side frees room in the line and wakes the serving thread for
+//! nothing (an edge-triggered `EPOLLOUT`), right when the client is busy with what it read.
+//! Writes of NCI packets practically never find the line full; when one does, a duplicate of
+//! the descriptor is registered for writability for as long as that write waits.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -21,12 +27,15 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 /// The master side of a pty, non-blocking, registered with the tokio reactor.
 #[derive(Debug)]
 pub struct PtyMaster {
+    /// Registered for readability alone (see the module documentation).
     fd: AsyncFd<OwnedFd>,
+    /// A duplicate registered for writability, while a write waits for room.
+    write_wait: Option<AsyncFd<OwnedFd>>,
 }
 
 /// A freshly opened pty: the master to serve on, the slave to keep open, the slave's path.
@@ -72,9 +81,13 @@ pub fn open_pty() -> io::Result<Pty> {
     // SAFETY: `master` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes
     // ownership and keeps it open for its whole lifetime, and `OwnedFd::as_raw_fd` always
     // returns that same descriptor.
-    let fd = unsafe { AsyncFd::register(master) }.map_err(io::Error::from)?;
+    let fd = unsafe { AsyncFd::register_with_interest(master, Interest::READABLE) }
+        .map_err(io::Error::from)?;
     Ok(Pty {
-        master: PtyMaster { fd },
+        master: PtyMaster {
+            fd,
+            write_wait: None,
+        },
         slave,
         slave_path,
     })
@@ -113,13 +126,37 @@ impl AsyncWrite for PtyMaster {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
         loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), buf)?)) {
-                Ok(Ok(n)) => return Poll::Ready(Ok(n)),
-                Ok(Err(e)) if e.raw_os_error() == Some(Errno::EINTR as i32) => {}
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => {}
+            if let Some(waiting) = this.write_wait.as_ref() {
+                let mut guard = ready!(waiting.poll_write_ready(cx))?;
+                match guard.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), buf)?)) {
+                    Ok(Ok(n)) => {
+                        drop(guard);
+                        this.write_wait = None;
+                        return Poll::Ready(Ok(n));
+                    }
+                    Ok(Err(e)) if e.raw_os_error() == Some(Errno::EINTR as i32) => {}
+                    Ok(Err(e)) => return Poll::Ready(Err(e)),
+                    Err(_would_block) => {}
+                }
+                continue;
+            }
+            match nix::unistd::write(this.fd.get_ref(), buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    // The line is full: wait for room on a duplicate registered for it
+                    // (close-on-exec, as both ends are).
+                    let dup = this.fd.get_ref().try_clone()?;
+                    // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which
+                    // keeps it open (and its number the same) until dropped.
+                    let waiting =
+                        unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
+                            .map_err(io::Error::from)?;
+                    this.write_wait = Some(waiting);
+                }
+                Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
     }
@@ -131,5 +168,52 @@ impl AsyncWrite for PtyMaster {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    /// A write that finds the line full waits for room, and completes once the client reads.
+    #[tokio::test]
+    async fn a_full_line_waits_for_the_client_to_read() {
+        let Pty {
+            mut master, slave, ..
+        } = open_pty().expect("pty");
+        let chunk = [0x5A_u8; 4096];
+        let mut written = 0usize;
+        // Fill the line until a write has to wait.
+        let waited = loop {
+            match tokio::time::timeout(Duration::from_millis(50), master.write(&chunk)).await {
+                Ok(Ok(n)) => written += n,
+                Ok(Err(e)) => panic!("write: {e}"),
+                Err(_) => break true,
+            }
+            assert!(written < 16 << 20, "the line never filled up");
+        };
+        assert!(waited && written > 0);
+        // The client reads everything on a thread; the waiting write then completes.
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut total = 0usize;
+            while total < written + 1 {
+                match nix::unistd::read(&slave, &mut buf) {
+                    Ok(n) => total += n,
+                    Err(Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            total
+        });
+        let n = tokio::time::timeout(Duration::from_secs(5), master.write(&chunk[..1]))
+            .await
+            .expect("the write completes once there is room")
+            .expect("write");
+        assert_eq!(n, 1);
+        assert!(master.write_wait.is_none());
+        assert!(reader.join().expect("reader") > written);
     }
 }
