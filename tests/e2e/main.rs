@@ -6,10 +6,14 @@
 
 mod api;
 mod builtin;
+mod crash_safety;
 mod failures;
 mod fastpath;
+mod hostile;
+mod hostile_wallet;
 mod lifecycle;
 mod long_apdus;
 mod payment;
 mod routing;
+mod soak;
 mod transit;
