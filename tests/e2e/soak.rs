@@ -19,7 +19,7 @@ use libnci::wire::Status;
 use nfcd::simhost::{
     outcome_name, SimError, SimHandle, SimOptions, TapOptions, TapOutcome, TapReport, TapScript,
 };
-use nfcd_e2e::bus::wait_registered;
+use nfcd_e2e::bus::{wait_registered, wait_services, wait_unregistered};
 use nfcd_e2e::process::{Memory, Wallet, WalletKind};
 use nfcd_e2e::rig::{Rig, RigOptions};
 use nfcd_e2e::{hex, within, WAIT};
@@ -176,14 +176,22 @@ async fn soak_taps_with_faults_and_restarts_lose_nothing() {
         if i > 0 && i % RESTART_EVERY == 0 {
             let n = rng.next_u32() as usize % members.len();
             let member = &mut members[n];
+            let old_owner = wait_registered(rig.manager(), member.id).await.owner;
             if rng.chance(0.5) {
                 member.process.stop().await;
             } else {
                 member.process.kill().await;
             }
+            // nfcd drops a killed wallet's registration when the bus says it left; only then
+            // does "registered" mean the new process.
+            wait_unregistered(rig.manager(), member.id).await;
             let refs: Vec<&str> = member.args.iter().map(String::as_str).collect();
             member.process = rig.wallet(member.kind, member.id, &refs).await;
-            wait_registered(rig.manager(), member.id).await;
+            let id = member.id;
+            wait_services(rig.manager(), &format!("{id} registered again"), |s| {
+                s.iter().any(|i| i.id == id && i.owner != old_owner)
+            })
+            .await;
             restarts += 1;
         }
         if rng.chance(FAULT_CHANCE) {

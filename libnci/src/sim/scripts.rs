@@ -98,7 +98,7 @@
 //! | 22 | `00 A4 04 00 00 00 08` [`HOSTILE_AID`] `00 00` | SELECT in extended form | `9000` or `6A82` |
 //! | 23 | `FF CA 00 00 00` | CLA `FF`, now with a selection | `6E00` |
 //! | 24 | `00 9F 00 00 00` | INS `9X`, now with a selection | `6D00` |
-//! | 25 | `00 DA 01` | malformed, now with a selection | `6700` |
+//! | 25 | `00 A4 04` | malformed, now with a selection | `6700` |
 //! | 26 | SELECT [`UNKNOWN_AID`] | a failed SELECT keeps the selection (§11.2.2) | `6A82` |
 //! | 27 | GET DATA `80 CA 9F 36 00` | the selection is still there | forwarded |
 //! | 28… | PUT DATA `10 DA 01 00 FF` …, last `00 DA 01 00 01` … | [`HOSTILE_CHAIN_LEN`] (64 KiB) of data as a command chain (CLA bit `10`, §5.4.1): 257 links of 255 octets and a last one of 1 | forwarded, each |

@@ -442,6 +442,53 @@ mod tests {
         assert_eq!(hostile.map(|s| s.name), Some("hostile".to_owned()));
     }
 
+    /// The hostile script's budget covers its air time at 106 kbit/s (ISO/IEC 14443-4 framing)
+    /// with a quarter left for the daemon and the service: every command, each answered by a
+    /// service saying its Id (about 20 octets) and the status word.
+    #[test]
+    fn hostile_budget_covers_its_air_time() {
+        use libnci::apdu::StatusWord;
+        use libnci::sim::{ApduRecord, RfTiming};
+        let rf = RfTiming::default();
+        let tech = RfTechnology::NfcA;
+        let mut steps: std::collections::VecDeque<Step> = match TapScript::Hostile.build(None) {
+            Ok(script) => script.steps.into(),
+            Err(e) => panic!("{e}"),
+        };
+        let selected = ApduRecord {
+            cmd: Vec::new(),
+            rsp: vec![0x90, 0x00],
+            sw: Some(StatusWord::NO_ERROR),
+            sent_at: Instant::ZERO,
+            answered_at: Instant::ZERO,
+        };
+        let (mut air, mut commands) = (Duration::ZERO, 0);
+        let mut values = libnci::sim::scripts::Values::new();
+        while let Some(step) = steps.pop_front() {
+            match step {
+                Step::Send { apdu, .. } => {
+                    commands += 1;
+                    air += rf.command_time(tech, apdu.len()) + rf.response_time(tech, 22);
+                }
+                Step::Decide(mut decide) => {
+                    let more = decide(std::slice::from_ref(&selected), &mut values)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    for step in more.into_iter().rev() {
+                        steps.push_front(step);
+                    }
+                }
+            }
+        }
+        assert_eq!(commands, libnci::sim::scripts::hostile_apdu_count());
+        let budget = TapScript::Hostile.budget();
+        assert!(
+            air * 4 < budget * 3,
+            "{} ms of air time against a budget of {} ms",
+            air.as_millis(),
+            budget.as_millis()
+        );
+    }
+
     #[test]
     fn fault_names() {
         for name in FAULT_NAMES {
