@@ -11,7 +11,9 @@
 //! faster than the input). An accepted request obeys every documented rule: a reverse-DNS Id,
 //! a known category, 1 to `MAX_AIDS_PER_SERVICE` AIDs of 5 to 16 octets with no duplicate in a
 //! list, a printable name (the Id when none was given), `Express` only for transit and never
-//! with `RequiresUnlock`. A refusal for an unknown key names a key that was sent.
+//! with `RequiresUnlock`. A refusal for an unknown key names a key that was sent. The options,
+//! encoded as a message body, read as the daemon reads them (`RegisterOptions`, which keeps
+//! only what the limits need) into the same options and the same decision as the map.
 #![no_main]
 
 use std::collections::HashMap;
@@ -19,6 +21,7 @@ use std::str::FromStr;
 
 use libfuzzer_sys::fuzz_target;
 use nfcd::dbus::options::{OptionsError, AID_MAX_LEN, AID_MIN_LEN, CATEGORIES, MAX_NAME_LEN};
+use nfcd::dbus::options::RegisterOptions;
 use nfcd::dbus::RegisterRequest;
 use nfcd::hce::registry::MAX_AIDS_PER_SERVICE;
 use nfcd_fuzz::Input;
@@ -188,7 +191,22 @@ fuzz_target!(|data: &[u8]| {
         };
         options.insert(key, value);
     }
-    match RegisterRequest::from_options(&options) {
+    let decoded = RegisterRequest::from_options(&options);
+    // The daemon reads the options straight from the message (RegisterOptions, bounded
+    // memory): every body that is a valid a{sv} — one the generic decoding reads too; the
+    // encoder also writes strings with a NUL, which D-Bus forbids — must read, into the same
+    // options, and decide exactly as the map does.
+    let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
+    if let Ok(wire) = zbus::wire::to_bytes(ctxt, &options) {
+        if wire.deserialize::<HashMap<String, OwnedVariant>>().is_ok() {
+            let (read, _) = wire
+                .deserialize::<RegisterOptions>()
+                .expect("a valid a{sv} reads as RegisterOptions");
+            assert_eq!(read, RegisterOptions::from_variants(&options));
+            assert_eq!(RegisterRequest::from_values(&read), decoded);
+        }
+    }
+    match decoded {
         Ok(request) => check_accepted(&request, options.contains_key("Name")),
         Err(err) => {
             let _ = err.to_string();

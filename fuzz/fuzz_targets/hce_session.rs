@@ -8,7 +8,8 @@
 //! different services overlap; SELECT commands name registered AIDs, truncated or extended.
 //!
 //! Checks: it never panics. Every reply is one of the status words the session documents
-//! (6700, 6F00, 6A82, 6982, 6A86 — ISO/IEC 7816-4 §5.6). A forwarded APDU goes to a registered
+//! (6700, 6F00, 6A82, 6982, 6A86, 6E00, 6D00 — ISO/IEC 7816-4 §5.6); a command with CLA `FF`
+//! or INS `6X`/`9X` gets 6E00 / 6D00 whatever is selected. A forwarded APDU goes to a registered
 //! service; after a SELECT it becomes the selected one and the previous one, if different, is
 //! the one deselected; any other command goes to the selected service. A SELECT for the first
 //! occurrence (ISO/IEC 7816-4 §11.2.2) reaches exactly the service a plain linear reading of
@@ -32,7 +33,7 @@ const RIDS: [[u8; 5]; 3] = [
     [0xA0, 0x00, 0x00, 0x00, 0x04],
     [0xF0, 0x00, 0x00, 0x00, 0x01],
 ];
-const REPLIES: [u16; 5] = [0x6700, 0x6F00, 0x6A82, 0x6982, 0x6A86];
+const REPLIES: [u16; 7] = [0x6700, 0x6F00, 0x6A82, 0x6982, 0x6A86, 0x6E00, 0x6D00];
 
 /// An AID-like name: one of the RIDs and a short tail from a four-letter alphabet, so names
 /// collide and nest often. Lengths run from 3 to 18 so invalid ones occur too.
@@ -198,7 +199,11 @@ fn apdu(input: &mut Input<'_>) -> Vec<u8> {
             &[0x00, 0xB2, 0x01, 0x0C, 0x00],
             &[0x80, 0xCA, 0x9F, 0x17, 0x00],
             &[0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00],
-        ][usize::from(input.u8() % 4)]
+            // Invalid class and instructions (ISO/IEC 7816-4 §5.4.1-§5.4.2), a chain link.
+            &[0xFF, 0xCA, 0x9F, 0x36, 0x00],
+            &[0x00, 0x6C, 0x00, 0x00],
+            &[0x10, 0xDA, 0x01, 0x00, 0x01, 0x5A],
+        ][usize::from(input.u8() % 7)]
         .to_vec(),
     }
 }
@@ -246,7 +251,14 @@ fuzz_target!(|data: &[u8]| {
                 let select = CommandApdu::parse(&apdu)
                     .ok()
                     .and_then(|c| select_by_df_name(&c));
+                let invalid = CommandApdu::parse(&apdu)
+                    .ok()
+                    .and_then(|c| c.header_error());
                 let action = session.on_apdu(&reg, &apdu, &lock);
+                if let Some(invalid) = invalid {
+                    // ISO/IEC 7816-4 §5.4.1-§5.4.2: refused before anything else.
+                    assert_eq!(action, Action::Reply(invalid.status_word()));
+                }
                 match &action {
                     Action::Reply(sw) => {
                         assert!(REPLIES.contains(&sw.0), "reply {sw}");

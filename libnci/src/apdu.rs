@@ -7,6 +7,8 @@
 //! - [`select_by_df_name`] / [`classify_select`]: recognise `SELECT` by DF name (application
 //!   identifier), ISO/IEC 7816-4 §11.2.2.
 //! - [`StatusWord`]: the trailer SW1-SW2 of a response APDU (R-APDU), ISO/IEC 7816-4 §5.6.
+//! - [`CommandApdu::header_error`]: the class and instruction bytes no card accepts (CLA `FF`,
+//!   INS `6X`/`9X`, ISO/IEC 7816-4 §5.4.1–§5.4.2).
 //!
 //! What it does not do: secure messaging, command chaining (CLA bit 5), logical channel
 //! management or `GET RESPONSE` handling. Those are the business of the application answering
@@ -243,6 +245,21 @@ impl<'a> CommandApdu<'a> {
         }
     }
 
+    /// Whether the header uses a class or instruction byte that ISO/IEC 7816-4 declares
+    /// invalid: CLA `FF` (§5.4.1; the value is reserved for protocol and parameter selection,
+    /// ISO/IEC 7816-3) and INS `6X` or `9X` (§5.4.2; on T=0 those bytes are procedure bytes
+    /// and status bytes). No application can be addressed with such a command, whatever its
+    /// class, so a card refuses it before looking further.
+    pub fn header_error(&self) -> Option<HeaderError> {
+        if self.cla == INVALID_CLA {
+            return Some(HeaderError::InvalidClass);
+        }
+        if matches!(self.ins & 0xF0, 0x60 | 0x90) {
+            return Some(HeaderError::InvalidInstruction(self.ins));
+        }
+        None
+    }
+
     /// The ISO/IEC 7816-4 §5.1 case of this command.
     pub fn case(&self) -> ApduCase {
         match (self.data.is_empty(), self.le.is_some(), self.extended) {
@@ -354,6 +371,40 @@ fn extended_ne(le: u16) -> u32 {
         u32::from(le)
     }
 }
+
+/// The class byte ISO/IEC 7816-4 §5.4.1 declares invalid (reserved for PPS, ISO/IEC 7816-3).
+pub const INVALID_CLA: u8 = 0xFF;
+
+/// A command header no card may accept (ISO/IEC 7816-4 §5.4.1 and §5.4.2); see
+/// [`CommandApdu::header_error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// CLA `FF`. Answered with [`StatusWord::CLA_NOT_SUPPORTED`] (`6E00`).
+    InvalidClass,
+    /// INS `6X` or `9X`. Answered with [`StatusWord::INS_NOT_SUPPORTED`] (`6D00`).
+    InvalidInstruction(u8),
+}
+
+impl HeaderError {
+    /// The status word a card answers this error with (ISO/IEC 7816-4 §5.6, table 6).
+    pub fn status_word(&self) -> StatusWord {
+        match self {
+            HeaderError::InvalidClass => StatusWord::CLA_NOT_SUPPORTED,
+            HeaderError::InvalidInstruction(_) => StatusWord::INS_NOT_SUPPORTED,
+        }
+    }
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderError::InvalidClass => f.write_str("CLA FF is invalid"),
+            HeaderError::InvalidInstruction(ins) => write!(f, "INS {ins:02X} is invalid"),
+        }
+    }
+}
+
+impl core::error::Error for HeaderError {}
 
 /// Instruction byte of `SELECT` (ISO/IEC 7816-4 §11.2.2).
 pub const INS_SELECT: u8 = 0xA4;
@@ -929,6 +980,44 @@ mod tests {
             std::format!("{:?}", StatusWord::NO_ERROR),
             "StatusWord(9000)"
         );
+    }
+
+    #[test]
+    fn apdu_invalid_class_and_instructions() {
+        // Case 1 commands: CLA INS 00 00.
+        let header = |cla: u8, ins: u8| CommandApdu {
+            cla,
+            ins,
+            p1: 0x00,
+            p2: 0x00,
+            data: &[],
+            le: None,
+            extended: false,
+        };
+        // FF CA 00 00: CLA FF is reserved for PPS (ISO/IEC 7816-4 §5.4.1) -> 6E00.
+        let e = header(0xFF, 0xCA).header_error();
+        assert_eq!(e, Some(HeaderError::InvalidClass));
+        assert_eq!(e.map(|e| e.status_word()), Some(StatusWord(0x6E00)));
+        // 00 6X / 00 9X: INS values that are T=0 procedure or status bytes (§5.4.2) -> 6D00.
+        for ins in [0x60, 0x61, 0x6C, 0x6F, 0x90, 0x9F] {
+            let e = header(0x00, ins).header_error();
+            assert_eq!(e, Some(HeaderError::InvalidInstruction(ins)));
+            assert_eq!(e.map(|e| e.status_word()), Some(StatusWord(0x6D00)));
+        }
+        // CLA FF wins over an invalid INS; proprietary classes and every other INS are fine.
+        assert_eq!(
+            header(0xFF, 0x6A).header_error(),
+            Some(HeaderError::InvalidClass)
+        );
+        for (cla, ins) in [
+            (0x00, 0xA4),
+            (0x80, 0xCA),
+            (0x10, 0xDA),
+            (0xFE, 0x5F),
+            (0x00, 0xB0),
+        ] {
+            assert_eq!(header(cla, ins).header_error(), None, "{cla:02X} {ins:02X}");
+        }
     }
 
     /// A valid command built from parts, in its normal form (case 1 is never "extended").

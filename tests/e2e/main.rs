@@ -7,12 +7,16 @@
 mod api;
 mod bench;
 mod builtin;
+mod crash_safety;
 mod failures;
 mod fastpath;
 mod faults;
+mod hostile;
+mod hostile_wallet;
 mod hotplug;
 mod lifecycle;
 mod long_apdus;
 mod payment;
 mod routing;
+mod soak;
 mod transit;

@@ -81,11 +81,6 @@ impl Child {
         &self.log
     }
 
-    /// The process id, while the process has not been reaped.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     fn signal(&self, signal: Signal) {
         if self.status.is_some() {
             return;
@@ -119,6 +114,24 @@ impl Child {
         let _ = self.child.start_kill();
         match self.wait_exit(GRACE).await {
             Some(status) => (status, false),
+            None => panic!("{} survived SIGKILL", self.name),
+        }
+    }
+
+    /// Its process id, while it has not been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        if self.status.is_some() {
+            return None;
+        }
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would end it: no handler runs. Returns the exit
+    /// status once it has been reaped.
+    pub async fn kill(&mut self) -> ExitStatus {
+        self.signal(Signal::SIGKILL);
+        match self.wait_exit(GRACE).await {
+            Some(status) => status,
             None => panic!("{} survived SIGKILL", self.name),
         }
     }
@@ -226,6 +239,17 @@ impl Nfcd {
         self.child.wait_exit(limit).await
     }
 
+    /// Its memory now ([`Memory::of`]); panics when it is not running.
+    pub fn memory(&self) -> Memory {
+        let pid = self.pid().unwrap_or_else(|| panic!("nfcd is not running"));
+        Memory::of(pid).unwrap_or_else(|| panic!("cannot read /proc/{pid}/status"))
+    }
+
+    /// End it with SIGKILL (no shutdown code runs) and reap it.
+    pub async fn kill(&mut self) -> ExitStatus {
+        self.child.kill().await
+    }
+
     /// Stop it as systemd would (SIGTERM) and check that it exited 0 within [`GRACE`].
     pub async fn stop(&mut self) {
         let (status, graceful) = self.child.terminate().await;
@@ -261,6 +285,43 @@ impl Drop for Nfcd {
                 self.log_tail()
             );
         }
+    }
+}
+
+/// Memory use of a process, from `/proc/PID/status` (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// `VmRSS`: resident set size now, KiB.
+    pub rss_kib: u64,
+    /// `VmHWM`: the largest resident set size so far, KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl Memory {
+    /// The figures of process `pid`; `None` when it does not exist (any more) or the file
+    /// lacks them.
+    pub fn of(pid: u32) -> Option<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status.lines().find_map(|line| {
+                let value = line.strip_prefix(name)?.strip_prefix(':')?;
+                value.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+            })
+        };
+        Some(Memory {
+            rss_kib: field("VmRSS")?,
+            peak_rss_kib: field("VmHWM")?,
+        })
+    }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {} KiB (peak {} KiB)",
+            self.rss_kib, self.peak_rss_kib
+        )
     }
 }
 
@@ -497,6 +558,11 @@ impl Wallet {
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
         self.child.is_running()
+    }
+
+    /// End it with SIGKILL, a crash: it neither unregisters nor closes anything itself.
+    pub async fn kill(&mut self) -> ExitStatus {
+        self.child.kill().await
     }
 
     /// The end of its stderr, for failure messages.

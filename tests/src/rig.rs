@@ -19,7 +19,7 @@ use zbus::Connection;
 
 use crate::bus::{self, Adapter1Proxy, Manager1Proxy};
 use crate::dbus_common::session_config;
-use crate::process::{Nfcd, NfcdArgs, Wallet, WalletKind};
+use crate::process::{Memory, Nfcd, NfcdArgs, Wallet, WalletKind};
 use crate::scratch::Scratch;
 use crate::scripts::ScriptBuilder;
 use crate::{within, TestBus, WAIT};
@@ -431,6 +431,12 @@ impl Rig {
         &self.adapter
     }
 
+    /// A new connection to the private bus: a client of its own (its own unique name), as a
+    /// second program would be.
+    pub async fn new_client(&self) -> Connection {
+        connect(self.bus.address()).await
+    }
+
     /// The private bus's address.
     pub fn bus_address(&self) -> &str {
         self.bus.address()
@@ -524,6 +530,44 @@ impl Rig {
         self.manager = manager;
         self.adapter = adapter;
         self.wait_discovering("the virtual controller discovering after the restart")
+            .await;
+    }
+
+    /// nfcd's state directory (`--state-dir`).
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.args.state_dir
+    }
+
+    /// The running nfcd's memory use (`/proc/PID/status`).
+    pub fn nfcd_memory(&self) -> Memory {
+        self.nfcd.memory()
+    }
+
+    /// End nfcd with SIGKILL, as a crash, the OOM killer or a power cut would (no shutdown code
+    /// runs), and reap it. Returns the unique bus name it had, for [`Rig::respawn_nfcd`].
+    pub async fn kill_nfcd(&mut self) -> Option<String> {
+        let old_owner = bus::name_owner(&self.conn, BUS_NAME).await;
+        let status = self.nfcd.kill().await;
+        assert!(
+            !status.success(),
+            "nfcd exited 0 although it was killed: {status}"
+        );
+        old_owner
+    }
+
+    /// Start nfcd again after [`Rig::kill_nfcd`] on the same line, bus, configuration and state
+    /// directory; returns once the new one (another owner than `old_owner`) is up as after
+    /// [`Rig::start`].
+    pub async fn respawn_nfcd(&mut self, old_owner: Option<String>) {
+        let log = self
+            .scratch
+            .join(&format!("nfcd-{}.log", self.stopped.len() + 2));
+        let old = std::mem::replace(&mut self.nfcd, Nfcd::spawn(&self.args, log));
+        self.stopped.push(old);
+        let (manager, adapter) = await_nfcd(&self.conn, &mut self.nfcd, old_owner).await;
+        self.manager = manager;
+        self.adapter = adapter;
+        self.wait_discovering("the virtual controller discovering after the respawn")
             .await;
     }
 

@@ -12,6 +12,9 @@
 //!   the receipt's balance and counter and records its signature.
 //! - [`sweep256`]: SELECT 256 eight-octet AIDs ([`sweep_aid`]) in one activation, each 9000.
 //! - [`unknown_aid`]: SELECT [`UNKNOWN_AID`], expects 6A82.
+//! - [`hostile`]: malformed and invalid commands, absurd SELECTs, 64 KiB of command chaining
+//!   and an APDU storm, each with the status word an ISO/IEC 7816-4 card must answer (see
+//!   [the hostile reader](#the-hostile-reader)).
 //!
 //! # The EMV contactless flow
 //!
@@ -59,6 +62,53 @@
 //! point. Status words: [`TRANSIT_SW_INSUFFICIENT_FUNDS`] (`6985`) and
 //! [`TRANSIT_SW_NOT_STORED`] (`6581`) leave balance and counter unchanged; `6700` wrong Lc,
 //! `6A86` P1-P2 not `0000`, `6A88` other GET DATA tags, `6D00` other INS, `6E00` other CLA.
+//!
+//! # The hostile reader
+//!
+//! What [`hostile`] sends, and the status word each command must get. The answers in the
+//! first part come from whoever parses the command before any application sees it (for nfcd:
+//! its card emulation session and the controller driver); they do not depend on which
+//! services are registered. The script then selects [`HOSTILE_AID`]: when a service answers
+//! that SELECT with `9000`, it is assumed to answer `9000` to every well-formed command it is
+//! given (nfcd's `test-wallet --behaviour ok` or `echo` does), and the commands forwarded to
+//! it expect `9000`; when nobody registers the AID (`6A82`), the same commands expect `6F00`
+//! (a command with nothing selected). Any other answer to that SELECT ends the tap with a
+//! script error. The value `selected` records which case it was (`01` or `00`).
+//!
+//! | # | command | why it is hostile | answer |
+//! |---|---|---|---|
+//! | 1–3 | `00`, `00 A4`, `00 A4 04` | shorter than the 4-byte header (§5.1) | `6700` |
+//! | 4 | `00 DA 01 00 05 01 02` | Lc 5, 2 data octets | `6700` |
+//! | 5 | `00 DA 01 00 02 01 02 03 04` | Lc 2, 4 data octets (2 trailing) | `6700` |
+//! | 6 | `00 CA 01 00 00 00 02 AA BB 01` | extended Lc, Le of one octet | `6700` |
+//! | 7 | `00 CA 01 00 00 01` | extended marker, length unfinished | `6700` |
+//! | 8 | `00 DA 01 00 00 00 00 01 02` | extended Lc of 0 with data | `6700` |
+//! | 9 | `00 CA 01 00 00 00 01 AA 00 00 FF` | octets after the extended Le | `6700` |
+//! | 10 | `FF CA 00 00 00` | CLA `FF` (§5.4.1) | `6E00` |
+//! | 11–12 | `00 6A 00 00 00`, `00 94 00 00 00` | INS `6X` / `9X` (§5.4.2) | `6D00` |
+//! | 13 | `00 B0 00 00 00` | well-formed, nothing selected | `6F00` |
+//! | 14 | `00 A4 04 00` | SELECT by DF name without a name | `6700` |
+//! | 15 | `00 A4 04 00 00` | SELECT with "Lc 0" (really Le 256), no name | `6700` |
+//! | 16 | `00 A4 04 00 FF` 255 octets `00` | SELECT of a 255-octet name (> 16, §8.2.1.2) | `6700` |
+//! | 17 | `00 A4 04 00 00 FF FF` [`HOSTILE_AID`] | extended Lc 65 535 with 8 octets | `6700` |
+//! | 18 | `00 A4 04 00 00 01 00` 256 octets `00 00` | extended SELECT of a 256-octet name | `6700` |
+//! | 19 | `00 A4 04 01 08` [`HOSTILE_AID`] `00` | P2 "last occurrence" | `6A86` |
+//! | 20 | `00 A4 04 00 04 F0 48 4F 53 00` | a 4-octet name (an AID has 5–16) | `6A82` |
+//! | 21 | SELECT [`UNKNOWN_AID`] | nobody has it | `6A82` |
+//! | 22 | `00 A4 04 00 00 00 08` [`HOSTILE_AID`] `00 00` | SELECT in extended form | `9000` or `6A82` |
+//! | 23 | `FF CA 00 00 00` | CLA `FF`, now with a selection | `6E00` |
+//! | 24 | `00 9F 00 00 00` | INS `9X`, now with a selection | `6D00` |
+//! | 25 | `00 A4 04` | malformed, now with a selection | `6700` |
+//! | 26 | SELECT [`UNKNOWN_AID`] | a failed SELECT keeps the selection (§11.2.2) | `6A82` |
+//! | 27 | GET DATA `80 CA 9F 36 00` | the selection is still there | forwarded |
+//! | 28… | PUT DATA `10 DA 01 00 FF` …, last `00 DA 01 00 01` … | [`HOSTILE_CHAIN_LEN`] (64 KiB) of data as a command chain (CLA bit `10`, §5.4.1): 257 links of 255 octets and a last one of 1 | forwarded, each |
+//! | … | [`HOSTILE_STORM`] commands back to back, in turn: GET DATA, SELECT [`UNKNOWN_AID`], `00 A4 04`, `FF CA 00 00 00`, SELECT [`HOSTILE_AID`] | a storm | forwarded, `6A82`, `6700`, `6E00`, `9000`/`6A82` |
+//! | last | GET DATA `80 CA 9F 36 00` | still answering | forwarded |
+//!
+//! "Forwarded" is `9000` with a service at [`HOSTILE_AID`], `6F00` without. Command chaining
+//! is the application's business: a card emulation layer passes each link on as it comes and
+//! never holds the chain, so 64 KiB of chained data costs it no more memory than one APDU.
+//! [`hostile_apdu_count`] is the number of commands.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -771,6 +821,193 @@ pub fn unknown_aid() -> Script {
     }
 }
 
+// ---- Hostile reader -------------------------------------------------------------------------
+
+/// The AID the [`hostile`] reader selects: `F0` ‖ "HOSTILE" (proprietary category `F`).
+pub const HOSTILE_AID: [u8; 8] = [0xF0, 0x48, 0x4F, 0x53, 0x54, 0x49, 0x4C, 0x45];
+
+/// Command data the [`hostile`] reader sends as one command chain: 64 KiB.
+pub const HOSTILE_CHAIN_LEN: usize = 65_536;
+
+/// Data octets per link of the chain: the most a short Lc announces (ISO/IEC 7816-4 §5.1).
+const HOSTILE_CHAIN_LINK: usize = 255;
+
+/// Commands of the [`hostile`] reader's storm.
+pub const HOSTILE_STORM: usize = 300;
+
+/// Class bit of command chaining: "the command is not the last of a chain" (ISO/IEC 7816-4
+/// §5.4.1).
+pub const CLA_CHAINING: u8 = 0x10;
+
+/// GET DATA of the ATC (`80 CA 9F 36 00`): a harmless case 2 command for the selected service.
+const GET_DATA_ATC: [u8; 5] = [0x80, 0xCA, 0x9F, 0x36, 0x00];
+
+/// CLA `FF`: invalid (ISO/IEC 7816-4 §5.4.1).
+const INVALID_CLASS: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+
+/// Three octets: shorter than any command header.
+const TRUNCATED_HEADER: [u8; 3] = [0x00, 0xA4, 0x04];
+
+/// The links of the command chain carrying [`HOSTILE_CHAIN_LEN`] octets of PUT DATA (INS
+/// `DA`, P1-P2 `0100`, ISO/IEC 7816-4 §11.4.6): every link but the last has the chaining bit.
+fn hostile_chain() -> Vec<Vec<u8>> {
+    let data: Vec<u8> = (0..HOSTILE_CHAIN_LEN)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add((i >> 8) as u8))
+        .collect();
+    let links = data.chunks(HOSTILE_CHAIN_LINK).count();
+    data.chunks(HOSTILE_CHAIN_LINK)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let cla = if i + 1 < links { CLA_CHAINING } else { 0x00 };
+            let mut apdu = vec![cla, 0xDA, 0x01, 0x00, chunk.len() as u8];
+            apdu.extend_from_slice(chunk);
+            apdu
+        })
+        .collect()
+}
+
+/// SELECT by DF name in the extended form: `00 A4 04 00 00 Lc1 Lc2 name 00 00`.
+fn select_extended(name: &[u8]) -> Vec<u8> {
+    let lc = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, 0x00];
+    apdu.extend_from_slice(&lc.to_be_bytes());
+    apdu.extend_from_slice(name);
+    apdu.extend_from_slice(&[0x00, 0x00]);
+    apdu
+}
+
+/// The first part of [`hostile`]: answers that do not depend on any service.
+fn hostile_unselected() -> Vec<(Vec<u8>, StatusWord)> {
+    let wrong_length = StatusWord::WRONG_LENGTH;
+    let mut select_255 = vec![0x00, 0xA4, 0x04, 0x00, 0xFF];
+    select_255.extend(core::iter::repeat_n(0xA0, 255));
+    select_255.push(0x00);
+    let mut absurd_lc = vec![0x00, 0xA4, 0x04, 0x00, 0x00, 0xFF, 0xFF];
+    absurd_lc.extend_from_slice(&HOSTILE_AID);
+    let mut last_occurrence = select_aid(&HOSTILE_AID);
+    last_occurrence[3] = 0x01;
+    vec![
+        (vec![0x00], wrong_length),
+        (vec![0x00, 0xA4], wrong_length),
+        (TRUNCATED_HEADER.to_vec(), wrong_length),
+        (vec![0x00, 0xDA, 0x01, 0x00, 0x05, 0x01, 0x02], wrong_length),
+        (
+            vec![0x00, 0xDA, 0x01, 0x00, 0x02, 0x01, 0x02, 0x03, 0x04],
+            wrong_length,
+        ),
+        (
+            vec![0x00, 0xCA, 0x01, 0x00, 0x00, 0x00, 0x02, 0xAA, 0xBB, 0x01],
+            wrong_length,
+        ),
+        (vec![0x00, 0xCA, 0x01, 0x00, 0x00, 0x01], wrong_length),
+        (
+            vec![0x00, 0xDA, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02],
+            wrong_length,
+        ),
+        (
+            vec![
+                0x00, 0xCA, 0x01, 0x00, 0x00, 0x00, 0x01, 0xAA, 0x00, 0x00, 0xFF,
+            ],
+            wrong_length,
+        ),
+        (INVALID_CLASS.to_vec(), StatusWord::CLA_NOT_SUPPORTED),
+        (
+            vec![0x00, 0x6A, 0x00, 0x00, 0x00],
+            StatusWord::INS_NOT_SUPPORTED,
+        ),
+        (
+            vec![0x00, 0x94, 0x00, 0x00, 0x00],
+            StatusWord::INS_NOT_SUPPORTED,
+        ),
+        (
+            vec![0x00, 0xB0, 0x00, 0x00, 0x00],
+            StatusWord::NO_PRECISE_DIAGNOSIS,
+        ),
+        (vec![0x00, 0xA4, 0x04, 0x00], wrong_length),
+        (vec![0x00, 0xA4, 0x04, 0x00, 0x00], wrong_length),
+        (select_255, wrong_length),
+        (absurd_lc, wrong_length),
+        (select_extended(&[0xA0; 256]), wrong_length),
+        (last_occurrence, StatusWord::INCORRECT_P1_P2),
+        (select_aid(&HOSTILE_AID[..4]), StatusWord::FILE_NOT_FOUND),
+        (select_aid(&UNKNOWN_AID), StatusWord::FILE_NOT_FOUND),
+    ]
+}
+
+/// The second part of [`hostile`], after the extended SELECT of [`HOSTILE_AID`]: `selected`
+/// says whether a service took it.
+fn hostile_selected(selected: bool) -> Vec<(Vec<u8>, StatusWord)> {
+    let forwarded = if selected {
+        StatusWord::NO_ERROR
+    } else {
+        StatusWord::NO_PRECISE_DIAGNOSIS
+    };
+    let reselect = if selected {
+        StatusWord::NO_ERROR
+    } else {
+        StatusWord::FILE_NOT_FOUND
+    };
+    let mut steps = vec![
+        (INVALID_CLASS.to_vec(), StatusWord::CLA_NOT_SUPPORTED),
+        (
+            vec![0x00, 0x9F, 0x00, 0x00, 0x00],
+            StatusWord::INS_NOT_SUPPORTED,
+        ),
+        (TRUNCATED_HEADER.to_vec(), StatusWord::WRONG_LENGTH),
+        (select_aid(&UNKNOWN_AID), StatusWord::FILE_NOT_FOUND),
+        (GET_DATA_ATC.to_vec(), forwarded),
+    ];
+    steps.extend(hostile_chain().into_iter().map(|link| (link, forwarded)));
+    steps.extend((0..HOSTILE_STORM).map(|i| match i % 5 {
+        0 => (GET_DATA_ATC.to_vec(), forwarded),
+        1 => (select_aid(&UNKNOWN_AID), StatusWord::FILE_NOT_FOUND),
+        2 => (TRUNCATED_HEADER.to_vec(), StatusWord::WRONG_LENGTH),
+        3 => (INVALID_CLASS.to_vec(), StatusWord::CLA_NOT_SUPPORTED),
+        _ => (select_aid(&HOSTILE_AID), reselect),
+    }));
+    steps.push((GET_DATA_ATC.to_vec(), forwarded));
+    steps
+}
+
+/// Number of commands [`hostile`] sends (the same with and without a service at
+/// [`HOSTILE_AID`]).
+pub fn hostile_apdu_count() -> usize {
+    hostile_unselected().len() + 1 + hostile_selected(true).len()
+}
+
+/// The hostile reader: every command of the table in [the hostile
+/// reader](#the-hostile-reader), each expecting its status word; completes only if every
+/// answer is the defined one. Values recorded: `selected` (`01` when a service took
+/// [`HOSTILE_AID`], `00` when nobody registers it).
+pub fn hostile() -> Script {
+    let mut steps: Vec<Step> = hostile_unselected()
+        .into_iter()
+        .map(|(apdu, sw)| Step::send(apdu, Expect::Sw(sw)))
+        .collect();
+    steps.push(Step::send(select_extended(&HOSTILE_AID), Expect::Any));
+    steps.push(Step::decide(|records, values| {
+        let selected = match records.last().and_then(|r| r.sw) {
+            Some(StatusWord::NO_ERROR) => true,
+            Some(StatusWord::FILE_NOT_FOUND) => false,
+            other => {
+                return Err(format!(
+                    "SELECT of the hostile AID answered {}, expected 9000 or 6A82",
+                    other.map_or_else(|| "no status word".to_string(), |sw| sw.to_string())
+                ))
+            }
+        };
+        values.insert("selected".to_string(), vec![u8::from(selected)]);
+        Ok(hostile_selected(selected)
+            .into_iter()
+            .map(|(apdu, sw)| Step::send(apdu, Expect::Sw(sw)))
+            .collect())
+    }));
+    Script {
+        name: "hostile".to_string(),
+        steps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -912,6 +1149,46 @@ mod tests {
             Some(a)
         );
         assert_eq!(ppse_choice(&fci(Vec::new())), None);
+    }
+
+    #[test]
+    fn hostile_commands() {
+        // 21 commands before the selection, the extended SELECT, 5 more, the chain of 257
+        // links of 255 octets and one of 1 (64 KiB), the storm and a last GET DATA.
+        assert_eq!(hostile_apdu_count(), 21 + 1 + 5 + 258 + HOSTILE_STORM + 1);
+        let chain = hostile_chain();
+        assert_eq!(chain.len(), 258);
+        let carried: usize = chain.iter().map(|link| link.len() - 5).sum();
+        assert_eq!(carried, HOSTILE_CHAIN_LEN);
+        assert!(chain[..257]
+            .iter()
+            .all(|link| link[0] == CLA_CHAINING && link[4] == 0xFF && link.len() == 260));
+        assert_eq!(&chain[257][..5], &[0x00, 0xDA, 0x01, 0x00, 0x01]);
+        // SELECT F0 'HOSTILE', extended: 00 A4 04 00 00 00 08 F0484F5354494C45 00 00.
+        assert_eq!(
+            select_extended(&HOSTILE_AID),
+            [
+                0x00, 0xA4, 0x04, 0x00, 0x00, 0x00, 0x08, 0xF0, 0x48, 0x4F, 0x53, 0x54, 0x49, 0x4C,
+                0x45, 0x00, 0x00
+            ]
+        );
+        // Every command of the first part fails to parse or is refused as the table says.
+        for (apdu, sw) in hostile_unselected() {
+            let parsed = crate::apdu::CommandApdu::parse(&apdu);
+            let why = match &parsed {
+                Err(_) => StatusWord::WRONG_LENGTH,
+                Ok(c) => match (c.header_error(), crate::apdu::classify_select(c)) {
+                    (Some(e), _) => e.status_word(),
+                    (None, Some(Err(e))) => e.status_word(),
+                    (None, Some(Ok(_))) => StatusWord::FILE_NOT_FOUND,
+                    (None, None) => StatusWord::NO_PRECISE_DIAGNOSIS,
+                },
+            };
+            assert_eq!(why, sw, "{}", Hex(&apdu));
+        }
+        let script = hostile();
+        assert_eq!(script.name, "hostile");
+        assert!(matches!(script.steps.last(), Some(Step::Decide(_))));
     }
 
     #[test]

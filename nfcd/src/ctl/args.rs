@@ -117,6 +117,8 @@ pub enum Script {
     Sweep256,
     /// SELECT of an AID nobody registered; the daemon answers 6A82.
     UnknownAid,
+    /// Malformed and invalid commands, absurd SELECTs, 64 KiB chained, an APDU storm.
+    Hostile,
 }
 
 impl Script {
@@ -127,6 +129,7 @@ impl Script {
             Script::Transit => "transit",
             Script::Sweep256 => "sweep256",
             Script::UnknownAid => "unknown-aid",
+            Script::Hostile => "hostile",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! returns the wallet's end once the core has accepted the other. Properties are the core's
 //! [`ManagerState`], updated through [`ManagerHandle::update`]. No registry logic lives here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +22,7 @@ use zbus::{
 use super::caller::{Caller, ExeDigest};
 use super::channel::ApduChannel;
 use super::error::Error;
-use super::options::RegisterRequest;
+use super::options::{Quoted, RegisterOptions, RegisterRequest, MAX_ID_LEN};
 use super::props::{push_if_changed, PropertySet, Shared};
 
 /// Object path of the manager (and of the ObjectManager).
@@ -250,11 +250,11 @@ impl Manager {
     async fn register_service(
         &self,
         service: ObjectPath<'_>,
-        options: HashMap<String, OwnedVariant>,
+        options: RegisterOptions,
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), Error> {
-        let request = RegisterRequest::from_options(&options)?;
+        let request = RegisterRequest::from_values(&options)?;
         let caller = caller(conn, &header, ExeDigest::Compute).await?;
         let service = service.into();
         self.ask(|reply| ManagerRequest::RegisterService {
@@ -293,11 +293,20 @@ impl Manager {
     ) -> Result<(), Error> {
         if category != "payment" && category != "transit" {
             return Err(Error::InvalidArguments(format!(
-                "category {category:?} has no default service; it is payment or transit"
+                "category {} has no default service; it is payment or transit",
+                Quoted(category)
             )));
         }
         if id.is_empty() {
             return Err(Error::InvalidArguments("id is empty".to_owned()));
+        }
+        // No registered service has a longer Id; refusing it here keeps the error short.
+        if id.len() > MAX_ID_LEN {
+            return Err(Error::InvalidArguments(format!(
+                "id {} is {} bytes; at most {MAX_ID_LEN} are allowed",
+                Quoted(id),
+                id.len()
+            )));
         }
         let caller = caller(conn, &header, ExeDigest::Skip).await?;
         let (category, id) = (category.to_owned(), id.to_owned());

@@ -4,11 +4,26 @@
 //! [`OptionsError`] that names the offending key, what was expected and what was sent. Checks
 //! only what can be checked from the options alone (types, presence, AID lengths, limits);
 //! conflicts with other registrations are the registry's business, not this module's.
+//!
+//! # Memory
+//!
+//! `RegisterService` takes its options as a [`RegisterOptions`], read straight from the
+//! message rather than as a map of generic D-Bus values: a generic value holds every octet of
+//! an `ay` as a value of its own (dozens of bytes each), so one message of a few megabytes of
+//! AIDs — the system bus passes 32 MiB — would cost the daemon gigabytes. A
+//! [`RegisterOptions`] keeps the strings of the known keys, the first
+//! [`MAX_AIDS_PER_SERVICE`] elements of each AID list (at most [`AID_MAX_LEN`] octets of each;
+//! a longer element only as its length) and the count of the rest, and the first unknown key;
+//! every other value is skipped where it lies in the message. So decoding costs at most about
+//! the size of the message again, and the answer is the same as for the generic map
+//! ([`RegisterRequest::from_options`], which tests and tools use).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use zbus::{OwnedVariant, Variant};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use zbus::{OwnedVariant, Signature, Type, Variant};
 
 use super::error::Error;
 
@@ -94,7 +109,7 @@ pub enum OptionsError {
 impl fmt::Display for OptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OptionsError::UnknownKey(k) => write!(f, "unknown option {k:?}"),
+            OptionsError::UnknownKey(k) => write!(f, "unknown option {}", Quoted(k)),
             OptionsError::WrongType { key, expected, got } => {
                 write!(f, "{key} must be {expected}, got {got}")
             }
@@ -102,11 +117,16 @@ impl fmt::Display for OptionsError {
             OptionsError::Empty(k) => write!(f, "{k} is empty"),
             OptionsError::InvalidId(id) => write!(
                 f,
-                "Id {id:?} is not a reverse-DNS name (dot-separated elements of \
-                 A-Z a-z 0-9 _ -, at least two, at most {MAX_ID_LEN} bytes)"
+                "Id {} is not a reverse-DNS name (dot-separated elements of \
+                 A-Z a-z 0-9 _ -, at least two, at most {MAX_ID_LEN} bytes)",
+                Quoted(id)
             ),
             OptionsError::InvalidCategory(c) => {
-                write!(f, "Category {c:?} is not one of payment, transit, other")
+                write!(
+                    f,
+                    "Category {} is not one of payment, transit, other",
+                    Quoted(c)
+                )
             }
             OptionsError::InvalidName(why) => write!(f, "Name {why}"),
             OptionsError::NoAids => {
@@ -148,6 +168,23 @@ impl From<OptionsError> for Error {
     }
 }
 
+/// Most characters of a client's string an error message repeats.
+pub const QUOTE_LIMIT: usize = 64;
+
+/// A client's string as an error message quotes it: in Rust debug quotes, cut after
+/// [`QUOTE_LIMIT`] characters with its length in bytes added, so that a megabyte of garbage
+/// in a request is not echoed back (or logged) whole.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(QUOTE_LIMIT) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..end], self.0.len()),
+        }
+    }
+}
+
 /// Uppercase hex of an AID, the way AIDs are written in the EMV and ISO/IEC 7816-4 texts.
 pub fn aid_hex(aid: &[u8]) -> String {
     use fmt::Write;
@@ -158,12 +195,243 @@ pub fn aid_hex(aid: &[u8]) -> String {
     s
 }
 
+/// The option keys `RegisterService` knows.
+pub const OPTION_KEYS: [&str; 8] = [
+    "Aids",
+    "Category",
+    "Express",
+    "Id",
+    "Name",
+    "PrefixAids",
+    "RequiresUnlock",
+    "SubsetAids",
+];
+
+/// One option value as [`RegisterOptions`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionValue {
+    /// A string (`s`).
+    Str(String),
+    /// A boolean (`b`).
+    Bool(bool),
+    /// An array of byte arrays (`aay`).
+    Aids(AidList),
+    /// Any other type, by its signature; the value itself is not kept.
+    Other(String),
+}
+
+impl OptionValue {
+    /// The D-Bus signature of the value that was sent.
+    pub fn signature(&self) -> &str {
+        match self {
+            OptionValue::Str(_) => "s",
+            OptionValue::Bool(_) => "b",
+            OptionValue::Aids(_) => "aay",
+            OptionValue::Other(signature) => signature,
+        }
+    }
+
+    /// The value a generic D-Bus value stands for.
+    fn from_variant(value: &Variant<'_>) -> OptionValue {
+        match value {
+            Variant::Str(s) => OptionValue::Str(s.as_str().to_owned()),
+            Variant::Bool(b) => OptionValue::Bool(*b),
+            Variant::Array(outer) if outer.element_signature().to_string() == "ay" => {
+                let mut list = AidList::default();
+                for element in outer.inner() {
+                    let octets: Vec<u8> = match element {
+                        Variant::Array(bytes) => bytes
+                            .inner()
+                            .iter()
+                            .filter_map(|b| match b {
+                                Variant::U8(b) => Some(*b),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    list.push(&octets);
+                }
+                OptionValue::Aids(list)
+            }
+            other => OptionValue::Other(other.value_signature().to_string()),
+        }
+    }
+}
+
+/// An `aay` option as [`RegisterOptions`] keeps it: how many elements were sent, and the first
+/// [`MAX_AIDS_PER_SERVICE`] of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AidList {
+    /// Number of elements sent.
+    pub count: usize,
+    /// The first [`MAX_AIDS_PER_SERVICE`] elements: the octets of each of at most
+    /// [`AID_MAX_LEN`] octets, the length of each longer one.
+    pub items: Vec<Result<Vec<u8>, usize>>,
+}
+
+impl AidList {
+    fn push(&mut self, octets: &[u8]) {
+        if self.items.len() < MAX_AIDS_PER_SERVICE {
+            self.items.push(if octets.len() <= AID_MAX_LEN {
+                Ok(octets.to_vec())
+            } else {
+                Err(octets.len())
+            });
+        }
+        self.count = self.count.saturating_add(1);
+    }
+}
+
+/// The `a{sv}` options of `RegisterService`, decoded with bounded memory (see the module
+/// documentation): the values of the known keys ([`OPTION_KEYS`]; of a key sent twice, the
+/// last), and the first unknown key in sorted order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterOptions {
+    known: BTreeMap<&'static str, OptionValue>,
+    unknown: Option<String>,
+}
+
+impl RegisterOptions {
+    /// The options of a generic `a{sv}` map.
+    pub fn from_variants(options: &HashMap<String, OwnedVariant>) -> RegisterOptions {
+        let mut out = RegisterOptions::default();
+        for (key, value) in options {
+            out.insert(key, || OptionValue::from_variant(value));
+        }
+        out
+    }
+
+    fn insert(&mut self, key: &str, value: impl FnOnce() -> OptionValue) {
+        match OPTION_KEYS.iter().find(|&&k| k == key) {
+            Some(&known) => {
+                self.known.insert(known, value());
+            }
+            None => {
+                if self.unknown.as_deref().is_none_or(|u| key < u) {
+                    self.unknown = Some(key.to_owned());
+                }
+            }
+        }
+    }
+}
+
+impl Type for RegisterOptions {
+    const SIGNATURE: &'static Signature = <HashMap<String, OwnedVariant> as Type>::SIGNATURE;
+}
+
+impl<'de> Deserialize<'de> for RegisterOptions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OptionsVisitor)
+    }
+}
+
+struct OptionsVisitor;
+
+impl<'de> Visitor<'de> for OptionsVisitor {
+    type Value = RegisterOptions;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the a{sv} options of RegisterService")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RegisterOptions, A::Error> {
+        let mut options = RegisterOptions::default();
+        while let Some(key) = map.next_key::<&'de str>()? {
+            if OPTION_KEYS.contains(&key) {
+                let value = map.next_value_seed(OptionValueSeed)?;
+                options.insert(key, || value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+                options.insert(key, || OptionValue::Other(String::new()));
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Reads one variant (`v`): its signature, then the value as [`OptionValue`] keeps it.
+struct OptionValueSeed;
+
+impl<'de> DeserializeSeed<'de> for OptionValueSeed {
+    type Value = OptionValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<OptionValue, D::Error> {
+        // A variant is visited as a sequence: its signature, then its value.
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionValueSeed {
+    type Value = OptionValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a variant")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OptionValue, A::Error> {
+        let signature: Signature = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let missing = || de::Error::invalid_length(1, &"a variant's value");
+        let value = match &signature {
+            Signature::Str => OptionValue::Str(
+                seq.next_element::<&'de str>()?
+                    .ok_or_else(missing)?
+                    .to_owned(),
+            ),
+            Signature::Bool => OptionValue::Bool(seq.next_element::<bool>()?.ok_or_else(missing)?),
+            Signature::Array(outer) if matches!(outer.signature(), Signature::Array(inner) if *inner.signature() == Signature::U8) => {
+                OptionValue::Aids(seq.next_element_seed(AidListSeed)?.ok_or_else(missing)?)
+            }
+            other => {
+                seq.next_element::<IgnoredAny>()?.ok_or_else(missing)?;
+                OptionValue::Other(other.to_string())
+            }
+        };
+        Ok(value)
+    }
+}
+
+/// Reads an `aay` into an [`AidList`], borrowing each element from the message.
+struct AidListSeed;
+
+impl<'de> DeserializeSeed<'de> for AidListSeed {
+    type Value = AidList;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<AidList, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AidListSeed {
+    type Value = AidList;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of byte arrays")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AidList, A::Error> {
+        let mut list = AidList::default();
+        while let Some(octets) = seq.next_element::<&'de [u8]>()? {
+            list.push(octets);
+        }
+        Ok(list)
+    }
+}
+
 impl RegisterRequest {
+    /// Decode and check `RegisterService` options given as a generic `a{sv}` map; the same
+    /// as [`RegisterRequest::from_values`] of [`RegisterOptions::from_variants`].
+    pub fn from_options(options: &HashMap<String, OwnedVariant>) -> Result<Self, OptionsError> {
+        RegisterRequest::from_values(&RegisterOptions::from_variants(options))
+    }
+
     /// Decode and check `RegisterService` options.
     ///
     /// Every key must be known and of its documented type; `Id` and `Category` are mandatory;
     /// at least one AID must be given.
-    pub fn from_options(options: &HashMap<String, OwnedVariant>) -> Result<Self, OptionsError> {
+    pub fn from_values(options: &RegisterOptions) -> Result<Self, OptionsError> {
         let mut id = None;
         let mut category = None;
         let mut aids = Vec::new();
@@ -174,14 +442,17 @@ impl RegisterRequest {
         let mut express = false;
 
         // Sorted so that, of several bad keys, the reported one does not depend on hashing.
-        let mut keys: Vec<&String> = options.keys().collect();
-        keys.sort();
-        for key in keys {
-            let Some(value) = options.get(key) else {
-                continue;
+        let mut entries: Vec<(&str, Option<&OptionValue>)> =
+            options.known.iter().map(|(k, v)| (*k, Some(v))).collect();
+        if let Some(unknown) = &options.unknown {
+            entries.push((unknown, None));
+        }
+        entries.sort_by_key(|(key, _)| *key);
+        for (key, value) in entries {
+            let Some(value) = value else {
+                return Err(OptionsError::UnknownKey(key.to_owned()));
             };
-            let value: &Variant<'_> = value;
-            match key.as_str() {
+            match key {
                 "Id" => id = Some(string("Id", value)?),
                 "Category" => category = Some(string("Category", value)?),
                 "Aids" => aids = aid_list("Aids", value)?,
@@ -237,67 +508,64 @@ impl RegisterRequest {
     }
 }
 
-fn wrong_type(key: &'static str, expected: &'static str, value: &Variant<'_>) -> OptionsError {
+fn wrong_type(key: &'static str, expected: &'static str, value: &OptionValue) -> OptionsError {
     OptionsError::WrongType {
         key,
         expected,
-        got: value.value_signature().to_string(),
+        got: value.signature().to_owned(),
     }
 }
 
-fn string(key: &'static str, value: &Variant<'_>) -> Result<String, OptionsError> {
+fn string(key: &'static str, value: &OptionValue) -> Result<String, OptionsError> {
     match value {
-        Variant::Str(s) => Ok(s.as_str().to_owned()),
+        OptionValue::Str(s) => Ok(s.clone()),
         other => Err(wrong_type(key, "s", other)),
     }
 }
 
-fn boolean(key: &'static str, value: &Variant<'_>) -> Result<bool, OptionsError> {
+fn boolean(key: &'static str, value: &OptionValue) -> Result<bool, OptionsError> {
     match value {
-        Variant::Bool(b) => Ok(*b),
+        OptionValue::Bool(b) => Ok(*b),
         other => Err(wrong_type(key, "b", other)),
     }
 }
 
 /// An `aay` of AIDs, each checked for length and listed once.
-fn aid_list(key: &'static str, value: &Variant<'_>) -> Result<Vec<Vec<u8>>, OptionsError> {
-    let Variant::Array(outer) = value else {
+fn aid_list(key: &'static str, value: &OptionValue) -> Result<Vec<Vec<u8>>, OptionsError> {
+    let OptionValue::Aids(list) = value else {
         return Err(wrong_type(key, "aay", value));
     };
-    if outer.element_signature().to_string() != "ay" {
-        return Err(wrong_type(key, "aay", value));
+    // Refuse an oversized list by its length: a bus message may carry millions of elements,
+    // and the duplicate check below is quadratic in the list length.
+    if list.count > MAX_AIDS_PER_SERVICE {
+        return Err(OptionsError::TooManyAids(list.count));
     }
-    // Refuse an oversized list before looking at its elements: a bus message may carry
-    // millions of them, and the duplicate check below is quadratic in the list length.
-    if outer.len() > MAX_AIDS_PER_SERVICE {
-        return Err(OptionsError::TooManyAids(outer.len()));
-    }
-    let mut aids: Vec<Vec<u8>> = Vec::with_capacity(outer.len());
-    for (index, element) in outer.inner().iter().enumerate() {
-        let Variant::Array(bytes) = element else {
-            return Err(wrong_type(key, "aay", value));
-        };
-        let mut aid = Vec::with_capacity(bytes.len());
-        for b in bytes.inner() {
-            match b {
-                Variant::U8(b) => aid.push(*b),
-                _ => return Err(wrong_type(key, "aay", value)),
+    let mut aids: Vec<Vec<u8>> = Vec::with_capacity(list.items.len());
+    for (index, item) in list.items.iter().enumerate() {
+        let aid = match item {
+            Ok(aid) if aid.len() >= AID_MIN_LEN => aid,
+            Ok(short) => {
+                return Err(OptionsError::AidLength {
+                    key,
+                    index,
+                    len: short.len(),
+                })
             }
-        }
-        if !(AID_MIN_LEN..=AID_MAX_LEN).contains(&aid.len()) {
-            return Err(OptionsError::AidLength {
-                key,
-                index,
-                len: aid.len(),
-            });
-        }
-        if aids.contains(&aid) {
+            Err(len) => {
+                return Err(OptionsError::AidLength {
+                    key,
+                    index,
+                    len: *len,
+                })
+            }
+        };
+        if aids.contains(aid) {
             return Err(OptionsError::DuplicateAid {
                 key,
-                aid: aid_hex(&aid),
+                aid: aid_hex(aid),
             });
         }
-        aids.push(aid);
+        aids.push(aid.clone());
     }
     Ok(aids)
 }
@@ -338,6 +606,99 @@ fn check_name(name: &str) -> Result<(), OptionsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `options` as a message body carries it, read back as [`RegisterOptions`].
+    fn through_the_wire(options: &HashMap<String, OwnedVariant>) -> RegisterOptions {
+        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
+        let data = zbus::wire::to_bytes(ctxt, options).expect("serialize a{sv}");
+        let (decoded, used) = data
+            .deserialize::<RegisterOptions>()
+            .expect("deserialize RegisterOptions");
+        assert_eq!(used, data.len());
+        decoded
+    }
+
+    #[test]
+    fn options_read_from_the_message_equal_the_generic_map() {
+        let many: Vec<Vec<u8>> = (0..1_000u32)
+            .map(|i| [&[0xF0, 0x01][..], &i.to_be_bytes()].concat())
+            .collect();
+        let nested = Variant::Variant(Box::new(Variant::from(vec![VISA.to_vec()])));
+        let cases: Vec<(&str, Variant<'static>)> = vec![
+            ("Name", Variant::from("Metro card")),
+            ("Express", Variant::from(true)),
+            (
+                "PrefixAids",
+                Variant::from(vec![MASTERCARD_RID.to_vec(), vec![0xF0; 40]]),
+            ),
+            ("SubsetAids", Variant::from(many)),
+            ("Aids", Variant::from(vec!["A0000000031010".to_owned()])),
+            ("Aids", nested),
+            ("Aids", Variant::from(vec![vec![0x0Fu32]])),
+            ("Aids", Variant::from(VISA.to_vec())),
+            ("RequiresUnlock", Variant::I32(-1)),
+            ("Colour", Variant::from((1u8, "x", vec![2u16]))),
+            ("Aardvark", Variant::from(vec![vec![1u8; 3]])),
+        ];
+        for (key, value) in cases {
+            let mut o = base();
+            o.insert(key.to_owned(), v(value));
+            let wire = through_the_wire(&o);
+            assert_eq!(wire, RegisterOptions::from_variants(&o), "{key}");
+            assert_eq!(
+                RegisterRequest::from_values(&wire),
+                RegisterRequest::from_options(&o),
+                "{key}"
+            );
+        }
+        // The first unknown key in sorted order is the one reported, as with the map.
+        let mut o = base();
+        o.insert("Zebra".into(), v(1u32));
+        o.insert("Colour".into(), v(1u32));
+        assert_eq!(
+            RegisterRequest::from_values(&through_the_wire(&o)),
+            Err(OptionsError::UnknownKey("Colour".into()))
+        );
+    }
+
+    #[test]
+    fn options_read_from_the_message_keep_only_what_the_limits_need() {
+        // 100 000 AIDs and a 1 MiB one: 256 elements are kept, each of at most 16 octets.
+        let mut o = base();
+        let mut huge: Vec<Vec<u8>> = vec![vec![0xA0; 1 << 20]];
+        huge.extend((0..100_000u32).map(|i| [&[0xF0][..], &i.to_be_bytes()].concat()));
+        o.insert("Aids".into(), v(huge));
+        let wire = through_the_wire(&o);
+        let Some(OptionValue::Aids(list)) = wire.known.get("Aids") else {
+            panic!("no Aids: {wire:?}");
+        };
+        assert_eq!(list.count, 100_001);
+        assert_eq!(list.items.len(), MAX_AIDS_PER_SERVICE);
+        assert_eq!(list.items[0], Err(1 << 20));
+        assert!(list.items[1..]
+            .iter()
+            .all(|i| i.as_ref().is_ok_and(|a| a.len() == 5)));
+        assert_eq!(
+            RegisterRequest::from_values(&wire),
+            Err(OptionsError::TooManyAids(100_001))
+        );
+    }
+
+    #[test]
+    fn long_client_strings_are_quoted_short() {
+        assert_eq!(Quoted("org.example").to_string(), "\"org.example\"");
+        let long = "é".repeat(1000);
+        let shown = Quoted(&long).to_string();
+        assert_eq!(
+            shown,
+            format!("{:?}… (2000 bytes)", "é".repeat(QUOTE_LIMIT))
+        );
+        let e = OptionsError::UnknownKey("K".repeat(1 << 16));
+        assert!(e.to_string().len() < 200, "{e}");
+        let e = OptionsError::InvalidId("x".repeat(1 << 20));
+        assert!(e.to_string().ends_with("at most 255 bytes)"), "{e}");
+        assert!(e.to_string().len() < 300, "{e}");
+    }
 
     /// EMV PPSE-selected payment application (Visa credit/debit), 7 bytes.
     const VISA: &[u8] = &[0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10];

@@ -9,6 +9,8 @@
 //! | command | outcome |
 //! |---|---|
 //! | not a well-formed C-APDU (ISO/IEC 7816-4 §5.1) | `6700` wrong length; selection unchanged |
+//! | CLA `FF` (invalid, ISO/IEC 7816-4 §5.4.1) | `6E00` class not supported; selection unchanged |
+//! | INS `6X` or `9X` (invalid, ISO/IEC 7816-4 §5.4.2) | `6D00` instruction not supported; selection unchanged |
 //! | `SELECT` by DF name, name resolved | forwarded to the service, which answers with its own FCI; it becomes the selected service, a different previous one is `deselected` |
 //! | `SELECT` by DF name, next occurrence (P2 `02`) | the service after the selected one among the matches (`Registry::resolve_next`), or `6A82` past the last one |
 //! | `SELECT` by DF name, no match | `6A82`; the previous selection stays (ISO/IEC 7816-4 §11.2.2: a failed `SELECT` leaves the current selection as it was) |
@@ -19,7 +21,10 @@
 //! | any other command, nothing selected | `6F00` |
 //!
 //! Other `SELECT` forms (by file identifier, path, …) are "any other command": an application
-//! that owns a file system answers them.
+//! that owns a file system answers them. So are the links of a command chain (CLA bit `10`,
+//! ISO/IEC 7816-4 §5.4.1): each is forwarded as it comes and the chain is never collected here,
+//! so a chain of any length costs no more than one APDU. Commands with an invalid class or
+//! instruction byte reach no service: no application can be addressed by them.
 //!
 //! When the service fails to answer — D-Bus error, crash, deadline missed —
 //! [`Session::on_app_failed`] gives `6F00` at once and drops the selection, so the following
@@ -69,6 +74,9 @@ impl Session {
             Ok(command) => command,
             Err(_) => return Action::Reply(StatusWord::WRONG_LENGTH),
         };
+        if let Some(invalid) = command.header_error() {
+            return Action::Reply(invalid.status_word());
+        }
         let select = match classify_select(&command) {
             None => {
                 return match &self.selected {

@@ -1352,6 +1352,70 @@ fn hce_session_malformed_commands() {
 }
 
 #[test]
+fn hce_session_invalid_class_and_instructions() {
+    let mut reg = registry();
+    let door = add(
+        &mut reg,
+        ":1.1",
+        Opts::new("org.example.door", Category::Other).exact("F000000001"),
+    );
+    // ISO/IEC 7816-4 §5.4.1 (CLA FF) and §5.4.2 (INS 6X, 9X): refused by the session with or
+    // without a selection; no service sees them, and the selection stays.
+    let cases: [(&str, &[u8], StatusWord); 4] = [
+        (
+            "CLA FF",
+            &[0xFF, 0xCA, 0x00, 0x00, 0x00],
+            StatusWord::CLA_NOT_SUPPORTED,
+        ),
+        (
+            "CLA FF shaped like a SELECT",
+            &[0xFF, 0xA4, 0x04, 0x00, 0x05, 0xF0, 0x00, 0x00, 0x00, 0x01],
+            StatusWord::CLA_NOT_SUPPORTED,
+        ),
+        (
+            "INS 6A",
+            &[0x00, 0x6A, 0x00, 0x00],
+            StatusWord::INS_NOT_SUPPORTED,
+        ),
+        (
+            "INS 94, proprietary class",
+            &[0x80, 0x94, 0x00, 0x00, 0x00],
+            StatusWord::INS_NOT_SUPPORTED,
+        ),
+    ];
+    let mut session = Session::new();
+    for (name, apdu, sw) in cases {
+        assert_eq!(
+            session.on_apdu(&reg, apdu, &UNLOCKED),
+            Action::Reply(sw),
+            "{name}, nothing selected"
+        );
+        assert_eq!(session.selected(), None);
+    }
+    session.on_apdu(&reg, &select("F000000001"), &UNLOCKED);
+    for (name, apdu, sw) in cases {
+        assert_eq!(
+            session.on_apdu(&reg, apdu, &UNLOCKED),
+            Action::Reply(sw),
+            "{name}, a service selected"
+        );
+        assert_eq!(
+            session.selected(),
+            Some(&door),
+            "{name} keeps the selection"
+        );
+    }
+    // A command chain (CLA bit 10, §5.4.1) is the application's: every link goes to it.
+    assert_eq!(
+        session.on_apdu(&reg, &[0x10, 0xDA, 0x01, 0x00, 0x02, 0x01, 0x02], &UNLOCKED),
+        Action::Forward {
+            to: door,
+            deselected: None
+        }
+    );
+}
+
+#[test]
 fn hce_session_app_failure_and_removal() {
     let mut reg = registry();
     let door = add(

@@ -32,15 +32,20 @@ pub enum TapScript {
     Sweep256,
     /// `unknown-aid`: SELECT of an AID nobody registers, expecting `6A82`.
     UnknownAid,
+    /// `hostile`: malformed and invalid commands, absurd SELECTs, 64 KiB of command chaining
+    /// and a storm of 300 APDUs, each expecting the status word ISO/IEC 7816-4 defines
+    /// (libnci `sim::scripts::hostile`).
+    Hostile,
 }
 
 impl TapScript {
     /// Every script, in documentation order.
-    pub const ALL: [TapScript; 4] = [
+    pub const ALL: [TapScript; 5] = [
         TapScript::Emv,
         TapScript::Transit,
         TapScript::Sweep256,
         TapScript::UnknownAid,
+        TapScript::Hostile,
     ];
 
     /// The name clients use (`Simulator1.Tap`, `nci-sim`).
@@ -50,18 +55,22 @@ impl TapScript {
             TapScript::Transit => "transit",
             TapScript::Sweep256 => "sweep256",
             TapScript::UnknownAid => "unknown-aid",
+            TapScript::Hostile => "hostile",
         }
     }
 
     /// The time the whole tap may take, activation to field off, before a front end calls it
     /// too slow: EMV contactless ~500 ms, transit gates 300 ms, Android's HCE bar of 16 APDUs
-    /// per second for the 256 SELECTs of the sweep, and 100 ms for one SELECT.
+    /// per second for the 256 SELECTs of the sweep, 100 ms for one SELECT, and for the
+    /// hostile reader's 586 commands 15 s: its 64 KiB chain alone is about 6 s of air time at
+    /// 106 kbit/s.
     pub fn budget(self) -> Duration {
         match self {
             TapScript::Emv => Duration::from_millis(500),
             TapScript::Transit => Duration::from_millis(300),
             TapScript::Sweep256 => Duration::from_secs(16),
             TapScript::UnknownAid => Duration::from_millis(100),
+            TapScript::Hostile => Duration::from_secs(15),
         }
     }
 
@@ -78,6 +87,7 @@ impl TapScript {
             TapScript::Transit => scripts::transit(&scripts::TransitDebitRepr::default()),
             TapScript::Sweep256 => scripts::sweep256(),
             TapScript::UnknownAid => scripts::unknown_aid(),
+            TapScript::Hostile => scripts::hostile(),
         };
         if let Some(aid) = aid {
             if !self.takes_aid() {
@@ -109,15 +119,17 @@ impl fmt::Display for TapScript {
 impl FromStr for TapScript {
     type Err = SimError;
 
-    /// `emv`, `transit`, `sweep256` or `unknown-aid` (`unknown_aid`, libnci's own name, too).
+    /// `emv`, `transit`, `sweep256`, `unknown-aid` (`unknown_aid`, libnci's own name, too) or
+    /// `hostile`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "emv" => Ok(TapScript::Emv),
             "transit" => Ok(TapScript::Transit),
             "sweep256" => Ok(TapScript::Sweep256),
             "unknown-aid" | "unknown_aid" => Ok(TapScript::UnknownAid),
+            "hostile" => Ok(TapScript::Hostile),
             other => Err(SimError::InvalidArgument(format!(
-                "unknown script {other:?} (expected emv, transit, sweep256 or unknown-aid)"
+                "unknown script {other:?} (expected emv, transit, sweep256, unknown-aid or hostile)"
             ))),
         }
     }
@@ -422,6 +434,59 @@ mod tests {
             Err(SimError::InvalidArgument(_))
         ));
         assert!(TapScript::Sweep256.build(None).is_ok());
+        assert!(matches!(
+            TapScript::Hostile.build(Some(&aid)),
+            Err(SimError::InvalidArgument(_))
+        ));
+        let hostile = TapScript::Hostile.build(None).ok();
+        assert_eq!(hostile.map(|s| s.name), Some("hostile".to_owned()));
+    }
+
+    /// The hostile script's budget covers its air time at 106 kbit/s (ISO/IEC 14443-4 framing)
+    /// with a quarter left for the daemon and the service: every command, each answered by a
+    /// service saying its Id (about 20 octets) and the status word.
+    #[test]
+    fn hostile_budget_covers_its_air_time() {
+        use libnci::apdu::StatusWord;
+        use libnci::sim::{ApduRecord, RfTiming};
+        let rf = RfTiming::default();
+        let tech = RfTechnology::NfcA;
+        let mut steps: std::collections::VecDeque<Step> = match TapScript::Hostile.build(None) {
+            Ok(script) => script.steps.into(),
+            Err(e) => panic!("{e}"),
+        };
+        let selected = ApduRecord {
+            cmd: Vec::new(),
+            rsp: vec![0x90, 0x00],
+            sw: Some(StatusWord::NO_ERROR),
+            sent_at: Instant::ZERO,
+            answered_at: Instant::ZERO,
+        };
+        let (mut air, mut commands) = (Duration::ZERO, 0);
+        let mut values = libnci::sim::scripts::Values::new();
+        while let Some(step) = steps.pop_front() {
+            match step {
+                Step::Send { apdu, .. } => {
+                    commands += 1;
+                    air += rf.command_time(tech, apdu.len()) + rf.response_time(tech, 22);
+                }
+                Step::Decide(mut decide) => {
+                    let more = decide(std::slice::from_ref(&selected), &mut values)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    for step in more.into_iter().rev() {
+                        steps.push_front(step);
+                    }
+                }
+            }
+        }
+        assert_eq!(commands, libnci::sim::scripts::hostile_apdu_count());
+        let budget = TapScript::Hostile.budget();
+        assert!(
+            air * 4 < budget * 3,
+            "{} ms of air time against a budget of {} ms",
+            air.as_millis(),
+            budget.as_millis()
+        );
     }
 
     #[test]

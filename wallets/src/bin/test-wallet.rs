@@ -21,7 +21,9 @@
 //! - `slow=MS`: sleeps MS milliseconds, then answers like `ok`;
 //! - `huge` / `huge=N`: answers N bytes (default 65 536, the largest extended Le) of
 //!   `00 01 02 ..` followed by `9000`;
-//! - `empty`: answers zero bytes (not even a status word).
+//! - `empty`: answers zero bytes (not even a status word);
+//! - `late=N:MS`: answers like `echo`, but the N-th APDU (counting from 1) only after sleeping
+//!   MS milliseconds: one answer that misses the daemon's deadline while the others do not.
 //!
 //! Registration flags: `--aid`, `--prefix-aid`, `--subset-aid` (hex, repeatable),
 //! `--many-aids N` (adds N exact 8-byte AIDs `F0 00 00 00 <i as 4 bytes>` for i = 0..N, the
@@ -57,6 +59,7 @@ enum Behaviour {
     Slow(u64),
     Huge(usize),
     Empty,
+    Late { nth: u64, ms: u64 },
 }
 
 /// Largest R-APDU data field: extended Le `0000` means 65 536 bytes (ISO/IEC 7816-4 §5.1).
@@ -69,7 +72,7 @@ impl fmt::Display for BehaviourError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "`{}`: expected echo, ok, hang, crash-after=N, slow=MS, huge[=N] or empty",
+            "`{}`: expected echo, ok, hang, crash-after=N, slow=MS, huge[=N], empty or late=N:MS",
             self.0
         )
     }
@@ -95,6 +98,13 @@ impl FromStr for Behaviour {
             ("huge", Some(n)) => n.parse().map(Behaviour::Huge).map_err(|_| error()),
             ("crash-after", Some(n)) => n.parse().map(Behaviour::CrashAfter).map_err(|_| error()),
             ("slow", Some(ms)) => ms.parse().map(Behaviour::Slow).map_err(|_| error()),
+            ("late", Some(value)) => {
+                let (nth, ms) = value.split_once(':').ok_or_else(error)?;
+                match (nth.parse(), ms.parse()) {
+                    (Ok(nth), Ok(ms)) if nth >= 1 => Ok(Behaviour::Late { nth, ms }),
+                    _ => Err(error()),
+                }
+            }
             _ => Err(error()),
         }
     }
@@ -173,10 +183,14 @@ struct TestWallet {
 impl TestWallet {
     fn answer(&mut self, command: &[u8]) -> Vec<u8> {
         match self.behaviour {
-            Behaviour::Echo => match CommandApdu::parse(command) {
-                Ok(apdu) => response(apdu.data, StatusWord::NO_ERROR),
-                Err(_) => status(StatusWord::NO_ERROR),
-            },
+            Behaviour::Echo => echo(command),
+            Behaviour::Late { nth, ms } => {
+                // `answered` was counted before this call: this is APDU number answered.
+                if self.answered == nth {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                echo(command)
+            }
             Behaviour::Ok | Behaviour::CrashAfter(_) => response(&self.id, StatusWord::NO_ERROR),
             Behaviour::Slow(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));
@@ -213,6 +227,15 @@ impl ApduHandler for TestWallet {
 
     fn deactivated(&mut self, reason: &str) {
         println!("DEACTIVATED {reason}");
+    }
+}
+
+/// The command's data field followed by `9000`; just `9000` for no data or an unparsable
+/// command.
+fn echo(command: &[u8]) -> Vec<u8> {
+    match CommandApdu::parse(command) {
+        Ok(apdu) => response(apdu.data, StatusWord::NO_ERROR),
+        Err(_) => status(StatusWord::NO_ERROR),
     }
 }
 
@@ -330,6 +353,12 @@ mod tests {
         assert!("slow".parse::<Behaviour>().is_err());
         assert!("crash-after=x".parse::<Behaviour>().is_err());
         assert!("ok=1".parse::<Behaviour>().is_err());
+        assert_eq!(
+            "late=2:700".parse(),
+            Ok(Behaviour::Late { nth: 2, ms: 700 })
+        );
+        assert!("late=0:700".parse::<Behaviour>().is_err());
+        assert!("late=2".parse::<Behaviour>().is_err());
     }
 
     #[test]
@@ -349,6 +378,22 @@ mod tests {
             (302, 43, &[0x90, 0x00][..])
         );
         assert!(wallet(Behaviour::Empty).process_apdu(&SELECT).is_empty());
+    }
+
+    #[test]
+    fn late_delays_only_the_nth_answer() {
+        let mut late = wallet(Behaviour::Late { nth: 2, ms: 40 });
+        let started = std::time::Instant::now();
+        // SELECT F001020304 -> F001020304 9000, at once.
+        assert_eq!(
+            late.process_apdu(&SELECT),
+            [0xF0, 0x01, 0x02, 0x03, 0x04, 0x90, 0x00]
+        );
+        assert!(started.elapsed() < Duration::from_millis(40));
+        // The second: PUT DATA 01 02 -> 01 02 9000, 40 ms late.
+        let put = [0x00, 0xDA, 0x01, 0x00, 0x02, 0x01, 0x02];
+        assert_eq!(late.process_apdu(&put), [0x01, 0x02, 0x90, 0x00]);
+        assert!(started.elapsed() >= Duration::from_millis(40));
     }
 
     #[test]
