@@ -14,12 +14,13 @@ use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use libnci::controller::{Config, Event};
-use libnci::sim::scripts::{self, EmvParams, Hex};
+use libnci::sim::scripts::{self, EmvParams};
 use libnci::sim::{
     BusSpeed, ControllerDh, Direction, Harness, HostApps, Nfcc, NfccConfig, Profile, Reader,
     ReaderConfig, RfTiming, Script, TraceEntry,
 };
 use libnci::time::Instant;
+use libnci::wire::HexBytes;
 use libnci::wire::{HeaderRepr, Message, NciVersion, Packet, RfTechnology};
 
 const HELP: &str = "\
@@ -122,8 +123,8 @@ fn ms(at: Instant) -> String {
 /// An APDU in hex, cut after `max` octets.
 fn apdu(bytes: &[u8], max: usize) -> String {
     match bytes.get(..max) {
-        Some(head) if bytes.len() > max => format!("{} … ({} octets)", Hex(head), bytes.len()),
-        _ => Hex(bytes).to_string(),
+        Some(head) if bytes.len() > max => format!("{} … ({} octets)", HexBytes(head), bytes.len()),
+        _ => HexBytes(bytes).to_string(),
     }
 }
 
@@ -138,7 +139,7 @@ fn decode(bytes: &[u8], version: NciVersion) -> String {
                 Message::name_for(header.mt, header.id).unwrap_or("UNKNOWN"),
                 header.payload_len
             ),
-            _ => format!("undecodable ({error}): {}", Hex(bytes)),
+            _ => format!("undecodable ({error}): {}", HexBytes(bytes)),
         },
     };
     if line.chars().count() > MAX_LINE {
@@ -256,7 +257,7 @@ fn run(options: &Options, out: &mut String) -> Result<bool, String> {
     }
     say!(out, "{summary}");
     for (name, value) in &report.values {
-        say!(out, "  {name} = {}", Hex(value));
+        say!(out, "  {name} = {}", HexBytes(value));
     }
     if let Some(stats) = h.bus_stats() {
         let busy = stats.busy();

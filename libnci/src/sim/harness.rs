@@ -28,12 +28,13 @@ use super::bus::{BusSpeed, BusStats, Direction, I2cBus};
 use super::cards::{status, CardApplet, EmvCard, SweepCard, TransitCard};
 use super::nfcc::{NfccEndpoint, RX_CAPACITY};
 use super::reader::{Reader, TapReport};
-use super::scripts::{Hex, PPSE, TRANSIT_AID};
+use super::scripts::{PPSE, TRANSIT_AID};
 use crate::apdu::{select_by_df_name, CommandApdu, StatusWord};
 use crate::controller::{Config, Controller, Deactivation, Event, ListenTechs, SendError, State};
 use crate::routing::{Aid, AidMatch, RoutingRule, MAX_RULES};
 use crate::time::{Duration, Instant};
 use crate::wire::segment::{Reassembler, Segmenter};
+use crate::wire::HexBytes;
 use crate::wire::{Gid, HeaderRepr, MessageType, Packet, PacketId};
 
 /// The device-host side of the link, sans-IO (quinn-proto style): the harness feeds it packets
@@ -68,7 +69,7 @@ impl fmt::Debug for TraceEntry {
             Direction::DhToNfcc => "DH → NFCC",
             Direction::NfccToDh => "NFCC → DH",
         };
-        write!(f, "{} {arrow} {}", self.delivered_at, Hex(&self.bytes))
+        write!(f, "{} {arrow} {}", self.delivered_at, HexBytes(&self.bytes))
     }
 }
 

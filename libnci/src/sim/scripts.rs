@@ -119,6 +119,7 @@ use super::reader::ApduRecord;
 use super::rng::XorShift64;
 use super::tlv;
 use crate::apdu::{split_response, StatusWord};
+use crate::wire::HexBytes;
 
 /// Facts a script extracted during a tap (e.g. `"cryptogram"`), by name.
 pub type Values = BTreeMap<String, Vec<u8>>;
@@ -184,7 +185,7 @@ impl fmt::Debug for Step {
         match self {
             Step::Send { apdu, expect } => f
                 .debug_struct("Send")
-                .field("apdu", &Hex(apdu))
+                .field("apdu", &HexBytes(apdu))
                 .field("expect", expect)
                 .finish(),
             Step::Decide(_) => f.write_str("Decide(..)"),
@@ -199,27 +200,6 @@ pub struct Script {
     pub name: String,
     /// The steps, in order.
     pub steps: Vec<Step>,
-}
-
-/// Hex formatting of octets for debug output.
-pub struct Hex<'a>(pub &'a [u8]);
-
-impl fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{b:02X}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
 }
 
 // ---- Building blocks ------------------------------------------------------------------------
@@ -469,7 +449,7 @@ fn emv_read_records(
         // SFI in b8-b4 (1 to 30), first and last record, records for offline authentication.
         let (sfi, first, last) = (entry[0] >> 3, entry[1], entry[2]);
         if !(1..=30).contains(&sfi) || first == 0 || last < first {
-            return Err(format!("malformed AFL entry {}", Hex(entry)));
+            return Err(format!("malformed AFL entry {}", HexBytes(entry)));
         }
         for record in first..=last {
             steps.push(Step::send(read_record(sfi, record), Expect::OK));
@@ -1184,7 +1164,7 @@ mod tests {
                     (None, None) => StatusWord::NO_PRECISE_DIAGNOSIS,
                 },
             };
-            assert_eq!(why, sw, "{}", Hex(&apdu));
+            assert_eq!(why, sw, "{}", HexBytes(&apdu));
         }
         let script = hostile();
         assert_eq!(script.name, "hostile");

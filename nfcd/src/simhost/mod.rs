@@ -42,12 +42,12 @@ use std::time::Duration;
 
 use libnci::sim::fault::ArmId;
 use libnci::sim::nfcc::NfccStats;
-use libnci::sim::scripts::Hex;
 use libnci::sim::{
     BusStats, Direction, FaultInjector, I2cBus, Nfcc, NfccConfig, NfccEndpoint, Reader,
     ReaderConfig, RfTiming,
 };
 use libnci::time::Instant;
+use libnci::wire::HexBytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Notify};
@@ -612,7 +612,7 @@ where
             if stale {
                 continue;
             }
-            tracing::trace!("virtual controller → host: {}", Hex(&packet.bytes));
+            tracing::trace!("virtual controller → host: {}", HexBytes(&packet.bytes));
             writer
                 .write_all(&packet.bytes)
                 .await
@@ -636,7 +636,7 @@ where
                             context: "reading from the host".to_owned(),
                             source: io::Error::other(e.to_string()),
                         })? {
-                            tracing::trace!("host → virtual controller: {}", Hex(&packet));
+                            tracing::trace!("host → virtual controller: {}", HexBytes(&packet));
                             core.host_packet(&packet, now);
                         }
                         drop(core);
