@@ -357,8 +357,12 @@ impl Rig {
     /// transport reads end of file (TCP) or a hang-up (pty). Not with [`Link::Builtin`].
     pub fn cut_link(&mut self) {
         if let Some(line) = self.args.transport.strip_prefix("uart:") {
-            // The line's name goes with the line (see `Rig::launch`).
-            let _ = std::fs::remove_file(line);
+            // The line's name goes with the line (see `Rig::launch_tuned`) — only a link of
+            // this test's own, never a device node a test started nfcd on.
+            let line = Path::new(line);
+            if line.starts_with(self.scratch.path()) && line.is_symlink() {
+                let _ = std::fs::remove_file(line);
+            }
         }
         match &self.host {
             Some((_, task)) => task.abort(),
