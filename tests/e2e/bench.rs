@@ -36,6 +36,7 @@ fn series_keys() -> Vec<String> {
             "nfcd",
             "select",
             "select_hop",
+            "bare_paced",
             "reader",
             "reader_unmonitored",
         ] {

@@ -76,6 +76,11 @@ async fn payment_tap(profile: Profile, link: Link) {
     );
     let id = "org.e2e.payment";
     let mut wallet = rig.wallet(WalletKind::Payment, id, &[]).await;
+    let mut started = rig
+        .adapter()
+        .receive_transaction_started()
+        .await
+        .unwrap_or_else(|e| panic!("TransactionStarted subscription: {e}"));
     let mut ended = rig
         .adapter()
         .receive_transaction_ended()
@@ -95,7 +100,19 @@ async fn payment_tap(profile: Profile, link: Link) {
         Some(hex(&SELECT_PPSE))
     );
     assert_wallet_saw_the_tap(&wallet, &report);
-    // The adapter: one transaction of this service with all six APDUs.
+    // The adapter: TransactionStarted (emitted once the SELECT PPSE was answered) names this
+    // service and the DF name "2PAY.SYS.DDF01" (EMV Book 1 §11.3.2)...
+    let signal = within("TransactionStarted", WAIT, started.next())
+        .await
+        .unwrap_or_else(|| panic!("TransactionStarted stream ended"));
+    let args = signal
+        .args()
+        .unwrap_or_else(|e| panic!("TransactionStarted arguments: {e}"));
+    assert_eq!(
+        (args.id.as_str(), args.aid.as_slice()),
+        (id, &b"2PAY.SYS.DDF01"[..])
+    );
+    // ... and one transaction of this service with all six APDUs.
     let signal = within("TransactionEnded", WAIT, ended.next())
         .await
         .unwrap_or_else(|| panic!("TransactionEnded stream ended"));

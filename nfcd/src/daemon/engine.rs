@@ -80,6 +80,8 @@ struct Transaction {
     id: String,
     started: Instant,
     apdus: u32,
+    /// The AID for `TransactionStarted` while that signal waits for the first R-APDU.
+    unannounced: Option<Vec<u8>>,
 }
 
 /// A card session: from RF activation to deactivation.
@@ -121,6 +123,9 @@ pub struct Engine {
     /// The controller is re-initialising: discard the transport's input before its first
     /// command, so a byte stream whose framing slipped starts on a packet boundary again.
     resync: bool,
+    /// `TransactionStarted(id, aid)` to emit once the R-APDU just queued is written: the signal
+    /// is kept off the path of the SELECT it reports (doc/adapter-api.md).
+    announce: Option<(String, Vec<u8>)>,
     notifier: Notifier,
 }
 
@@ -171,6 +176,7 @@ impl Engine {
             retry_delay: FIRST_RETRY,
             ready_once: false,
             resync: false,
+            announce: None,
             notifier: Notifier::from_env().unwrap_or_else(|e| {
                 warn!("NOTIFY_SOCKET is set but unusable: {e}");
                 Notifier::disabled()
@@ -364,6 +370,12 @@ impl Engine {
                 transport.send(&packet).await?;
                 self.served.monitor.nci(NciDirection::Tx, &packet);
             }
+            if let Some((id, aid)) = self.announce.take() {
+                let adapter = self.served.adapter.clone();
+                tokio::spawn(async move {
+                    let _ = adapter.transaction_started(&id, &aid).await;
+                });
+            }
             let mut handled = false;
             while let Some(event) = self.next_event() {
                 handled = true;
@@ -530,17 +542,12 @@ impl Engine {
                         .get(&to)
                         .map(|s| s.options.id.clone())
                         .unwrap_or_default();
-                    let aid = selected_name(&apdu);
-                    let adapter = self.served.adapter.clone();
-                    let (sid, said) = (id.clone(), aid);
-                    tokio::spawn(async move {
-                        let _ = adapter.transaction_started(&sid, &said).await;
-                    });
                     Transaction {
                         key: to.clone(),
                         id,
                         started: Instant::now(),
                         apdus: 0,
+                        unannounced: Some(selected_name(&apdu)),
                     }
                 });
                 transaction.apdus += 1;
@@ -637,6 +644,11 @@ impl Engine {
         if let Err(e) = self.ctl.send_data(rsp, now) {
             warn!("cannot send the response APDU: {e}");
         }
+        if let Some(t) = self.tap.as_mut().and_then(|tap| tap.transaction.as_mut()) {
+            if let Some(aid) = t.unannounced.take() {
+                self.announce = Some((t.id.clone(), aid));
+            }
+        }
     }
 
     fn end_tap(&mut self, mut tap: Tap, reason: &str) {
@@ -648,9 +660,15 @@ impl Engine {
         }
     }
 
-    fn transaction_ended(&self, t: Transaction, reason: &str) {
+    fn transaction_ended(&mut self, mut t: Transaction, reason: &str) {
         let adapter = self.served.adapter.clone();
         let reason = reason.to_owned();
+        // A TransactionStarted still waiting goes first, from the same task, so that the two
+        // signals keep their order.
+        let mut starts: Vec<(String, Vec<u8>)> = self.announce.take().into_iter().collect();
+        if let Some(aid) = t.unannounced.take() {
+            starts.push((t.id.clone(), aid));
+        }
         let elapsed = t.started.elapsed();
         debug!(
             "transaction of {} ended ({reason}): {} APDUs in {} µs",
@@ -659,6 +677,9 @@ impl Engine {
             elapsed.as_micros()
         );
         tokio::spawn(async move {
+            for (id, aid) in starts {
+                let _ = adapter.transaction_started(&id, &aid).await;
+            }
             let _ = adapter
                 .transaction_ended(&t.id, &reason, t.apdus, elapsed)
                 .await;

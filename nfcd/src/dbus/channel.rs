@@ -17,6 +17,12 @@
 //! than it gets and times out, which fails safe (6F00 at the reader) instead of pairing a command
 //! with the wrong answer. Closing and reopening the channel starts afresh.
 //!
+//! Readiness. nfcd's end is registered with the reactor for readability only. Registered for
+//! writability too, every command the wallet reads frees room on the socket and wakes nfcd with
+//! an edge-triggered `EPOLLOUT` for nothing, in the middle of the hop it is waiting on. A command
+//! is sent with one non-blocking `send`; in the rare case that finds the socket full, a
+//! duplicate of the descriptor is registered for writability for as long as that send waits.
+//!
 //! This module does not decide deadlines, status words, or what to do when a channel fails.
 
 use std::io;
@@ -26,6 +32,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::socket::{recvmsg, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::Mutex;
 
 /// Longest command APDU: extended case 4 (ISO/IEC 7816-4 §5.1): header 4 + Lc 3 + 65535 data +
@@ -138,7 +145,8 @@ impl ApduChannel {
         tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         // SAFETY: `fd` is an open descriptor owned by the AsyncFd from here on, so it stays
         // open and the same until the AsyncFd is dropped.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(io::Error::from)?;
         Ok(ApduChannel {
             fd,
             state: Mutex::new(State {
@@ -181,27 +189,38 @@ impl ApduChannel {
             }
         }
 
+        let mut write_wait: Option<AsyncFd<OwnedFd>> = None;
         loop {
-            let mut ready = self.fd.writable().await?;
-            match ready.try_io(|fd| {
-                send(
-                    fd.get_ref().as_raw_fd(),
-                    command,
-                    MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-                )
-                .map_err(io::Error::from)
-            }) {
-                Ok(Ok(_)) => break,
-                Ok(Err(e)) => {
-                    let e = ChannelError::from(e);
+            if let Some(waiting) = write_wait.as_ref() {
+                // Only after a send found the socket full (see the module documentation).
+                waiting.writable().await?.clear_ready();
+            }
+            match send(
+                self.fd.get_ref().as_raw_fd(),
+                command,
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(_) => break,
+                Err(Errno::EAGAIN) if write_wait.is_none() => {
+                    let dup = self.fd.get_ref().try_clone()?;
+                    // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which
+                    // keeps it open and the same until it is dropped at the end of this send.
+                    let waiting =
+                        unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
+                            .map_err(io::Error::from)?;
+                    write_wait = Some(waiting);
+                }
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    let e = ChannelError::from(io::Error::from(e));
                     if matches!(e, ChannelError::Closed) {
                         st.closed = true;
                     }
                     return Err(e);
                 }
-                Err(_would_block) => continue,
             }
         }
+        drop(write_wait);
         // Counted as soon as it is sent: from here on, cancelling leaves an answer owed.
         st.unanswered += 1;
 
@@ -342,6 +361,44 @@ mod tests {
         assert_eq!(r.len(), MAX_RESPONSE_APDU);
         assert_eq!(r[65_536..], SW_OK);
         assert_eq!(w.join().expect("wallet"), MAX_COMMAND_APDU);
+    }
+
+    /// nfcd's end is registered for readability alone: a send that finds the socket full
+    /// must still go out once the wallet reads.
+    #[tokio::test]
+    async fn a_full_socket_waits_for_the_wallet_to_read() {
+        let (ch, wallet) = ApduChannel::pair().expect("socketpair");
+        // Fill the socket from nfcd's side with 4-octet "90 90 90 90" messages until it takes
+        // no more.
+        let filler = [0x90u8; 4];
+        let mut queued = 0usize;
+        while send(
+            ch.fd.get_ref().as_raw_fd(),
+            &filler,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        )
+        .is_ok()
+        {
+            queued += 1;
+        }
+        assert!(queued > 0);
+        let w = thread::spawn(move || {
+            // Let the exchange find the socket full, then drain the fillers and answer the
+            // SELECT PPSE: 6F 00 90 00 (an FCI stand-in).
+            thread::sleep(Duration::from_millis(50));
+            for _ in 0..queued {
+                assert_eq!(wallet_recv(&wallet), filler);
+            }
+            let c = wallet_recv(&wallet);
+            assert_eq!(c, SELECT_PPSE);
+            wallet_send(&wallet, &[0x6F, 0x00, 0x90, 0x00]);
+        });
+        let answer = tokio::time::timeout(Duration::from_secs(5), ch.exchange(SELECT_PPSE))
+            .await
+            .expect("sent once the wallet read")
+            .expect("answer");
+        assert_eq!(answer, [0x6F, 0x00, 0x90, 0x00]);
+        w.join().expect("wallet");
     }
 
     #[tokio::test]

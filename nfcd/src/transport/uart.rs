@@ -7,6 +7,13 @@
 //! speak. End of file or a hang-up (the far side of a pty closed, a USB adapter unplugged) is
 //! reported as [`TransportError::Closed`], never as a hang. `reset` cannot power-cycle anything
 //! here; it only drops buffered input.
+//!
+//! The line is registered with the reactor for readability only. Registered for writability
+//! too, every read the far side makes of what nfcd wrote (a pty's master, a UART driver
+//! draining its buffer) wakes nfcd with an edge-triggered `EPOLLOUT` for nothing, typically
+//! while it waits on a service for the next answer. A packet is written with non-blocking
+//! `write`s; when one finds the line full, a duplicate of the descriptor is registered for
+//! writability for as long as that packet waits.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,6 +27,7 @@ use nix::sys::termios::{
     InputFlags, SetArg, SpecialCharacterIndices,
 };
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use super::framing::RxBuffer;
 use super::spec::UartSpec;
@@ -65,9 +73,10 @@ impl UartTransport {
         // SAFETY: `fd` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes ownership
         // and keeps it open for its whole lifetime, and `OwnedFd::as_raw_fd` always returns
         // that same descriptor.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| {
-            TransportError::io(format!("{describe}: register with tokio"), e.into())
-        })?;
+        let fd =
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| {
+                TransportError::io(format!("{describe}: register with tokio"), e.into())
+            })?;
         Ok(UartTransport {
             fd,
             rx: RxBuffer::new(),
@@ -151,23 +160,44 @@ impl Transport for UartTransport {
     async fn send(&mut self, packet: &[u8]) -> Result<(), TransportError> {
         check_packet(packet)?;
         let mut written = 0;
+        let mut write_wait: Option<AsyncFd<OwnedFd>> = None;
         while written < packet.len() {
-            let mut guard = self
-                .fd
-                .writable()
-                .await
-                .map_err(|e| TransportError::io(format!("{}: poll", self.describe), e))?;
+            if let Some(waiting) = write_wait.as_ref() {
+                // Only after a write found the line full (see the module documentation).
+                waiting
+                    .writable()
+                    .await
+                    .map_err(|e| TransportError::io(format!("{}: poll", self.describe), e))?
+                    .clear_ready();
+            }
             let rest = &packet[written..];
-            match guard.try_io(|fd| Ok(nix::unistd::write(fd.get_ref(), rest)?)) {
-                Ok(Ok(n)) => written += n,
-                Ok(Err(e)) if e.raw_os_error() == Some(Errno::EINTR as i32) => {}
-                Ok(Err(e)) if e.raw_os_error() == Some(Errno::EIO as i32) => {
-                    return Err(self.closed("hang-up while writing"));
+            match nix::unistd::write(self.fd.get_ref(), rest) {
+                Ok(n) => written += n,
+                Err(Errno::EAGAIN) if write_wait.is_none() => {
+                    let dup =
+                        self.fd.get_ref().try_clone().map_err(|e| {
+                            TransportError::io(format!("{}: dup", self.describe), e)
+                        })?;
+                    // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which
+                    // keeps it open and the same until it is dropped once this packet is out.
+                    let waiting =
+                        unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
+                            .map_err(|e| {
+                                TransportError::io(
+                                    format!("{}: register with tokio", self.describe),
+                                    e.into(),
+                                )
+                            })?;
+                    write_wait = Some(waiting);
                 }
-                Ok(Err(e)) => {
-                    return Err(TransportError::io(format!("{}: write", self.describe), e))
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Err(Errno::EIO) => return Err(self.closed("hang-up while writing")),
+                Err(e) => {
+                    return Err(TransportError::io(
+                        format!("{}: write", self.describe),
+                        e.into(),
+                    ))
                 }
-                Err(_would_block) => {}
             }
         }
         Ok(())

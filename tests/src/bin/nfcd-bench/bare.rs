@@ -35,6 +35,8 @@ struct Job {
     hop: Hop,
     command: Vec<u8>,
     count: usize,
+    /// Idle time before each exchange.
+    pause: Duration,
     reply: oneshot::Sender<Result<Vec<Duration>, String>>,
 }
 
@@ -110,12 +112,26 @@ impl BareClient {
         command: &[u8],
         count: usize,
     ) -> Result<Vec<Duration>, String> {
+        self.measure_paced(hop, command, count, Duration::ZERO)
+            .await
+    }
+
+    /// As [`BareClient::measure`], with both processes left idle for `pause` before each
+    /// exchange, as they are between two taps: the comparator of a tap's first APDU.
+    pub async fn measure_paced(
+        &self,
+        hop: Hop,
+        command: &[u8],
+        count: usize,
+        pause: Duration,
+    ) -> Result<Vec<Duration>, String> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 hop,
                 command: command.to_vec(),
                 count,
+                pause,
                 reply,
             })
             .map_err(|_| "the bare-echo thread ended".to_owned())?;
@@ -143,6 +159,9 @@ async fn run(
 ) -> Result<Vec<Duration>, String> {
     let mut times = Vec::with_capacity(job.count);
     for _ in 0..job.count {
+        if !job.pause.is_zero() {
+            tokio::time::sleep(job.pause).await;
+        }
         let start = Instant::now();
         let answer = match &job.hop {
             Hop::Zbus { dest, path } => client

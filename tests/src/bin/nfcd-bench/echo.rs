@@ -27,10 +27,11 @@ use std::process::Stdio;
 
 use libnci::apdu::{CommandApdu, StatusWord};
 use libnci::sim::cards::{response, status};
+use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{getsockopt, recv, send, sockopt, MsgFlags, SockType};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::process::{Child, Command};
 use zbus::{interface, Connection, ObjectPath, OwnedFd as ZOwnedFd, Variant};
 
@@ -266,9 +267,11 @@ impl SeqpacketEcho {
         }
         let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
         fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        // Readable only, as nfcd registers its end: registered for writability too, each answer
+        // nfcd reads would wake this process with an EPOLLOUT for nothing.
         // SAFETY: `fd` is an open descriptor that the AsyncFd owns from here on and closes
         // when dropped; its number stays the same meanwhile.
-        let fd = unsafe { AsyncFd::register(fd) }?;
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
         Ok(SeqpacketEcho { fd })
     }
 
@@ -291,17 +294,25 @@ impl SeqpacketEcho {
                 return Ok(());
             }
             let reply = answer(buf.get(..len).unwrap_or_default());
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            let mut write_wait: Option<AsyncFd<OwnedFd>> = None;
             loop {
-                let mut ready = self.fd.writable().await?;
-                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-                match ready
-                    .try_io(|fd| send(fd.as_raw_fd(), &reply, flags).map_err(io::Error::from))
-                {
-                    Ok(result) => {
-                        result?;
-                        break;
+                if let Some(waiting) = write_wait.as_ref() {
+                    waiting.writable().await?.clear_ready();
+                }
+                match send(self.fd.get_ref().as_raw_fd(), &reply, flags) {
+                    Ok(_) => break,
+                    Err(Errno::EAGAIN) if write_wait.is_none() => {
+                        // The socket is full: wait for room on a duplicate registered for it.
+                        let dup = self.fd.get_ref().try_clone()?;
+                        // SAFETY: `dup` is a new descriptor owned by the AsyncFd until this
+                        // answer is sent.
+                        write_wait = Some(unsafe {
+                            AsyncFd::register_with_interest(dup, Interest::WRITABLE)
+                        }?);
                     }
-                    Err(_would_block) => continue,
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

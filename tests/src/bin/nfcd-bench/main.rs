@@ -4,7 +4,7 @@
 //! ```text
 //! cargo build --release --workspace
 //! cargo run --release -p nfcd-e2e --bin nfcd-bench [-- --quick] [--json] [--iterations N]
-//!     [--taps N] [--idle-secs S]
+//!     [--select-taps N] [--taps N] [--idle-secs S]
 //! ```
 //!
 //! One run prints, with medians and 99th percentiles:
@@ -57,6 +57,9 @@ use trace::{TapTrace, Trace};
 /// How nfcd reaches the virtual controller: a pty, as a UART controller is reached (nfcd's
 /// UART transport). TCP on loopback measured no better on the development VM.
 const LINK: Link = Link::Pty;
+
+/// Idle time before each paced bare echo of part 3: about the gap between two of its taps.
+const TAP_GAP: Duration = Duration::from_millis(5);
 
 /// Longest a tap of the bench may take: hundreds of APDUs on a busy machine.
 const TAP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -134,6 +137,7 @@ impl Options {
                 "--json" => options.json = true,
                 "--iterations" => options.iterations = number("--iterations")?.max(1) as usize,
                 "--taps" => options.taps = number("--taps")?.max(10) as usize,
+                "--select-taps" => options.tap_samples = number("--select-taps")?.max(1) as usize,
                 "--idle-secs" => options.idle = Duration::from_secs(number("--idle-secs")?.max(1)),
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -145,7 +149,7 @@ impl Options {
 }
 
 const USAGE: &str =
-    "usage: nfcd-bench [--quick] [--json] [--iterations N] [--taps N] [--idle-secs S]";
+    "usage: nfcd-bench [--quick] [--json] [--iterations N] [--select-taps N] [--taps N] [--idle-secs S]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -174,8 +178,10 @@ fn main() -> ExitCode {
             std::env::set_var(BIN_DIR_ENV, dir);
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves the virtual controller, the trace and everything else of the bench, as
+    // a reader's own single loop would: a multi-thread runtime wakes a second worker to steal
+    // work on every packet, which competes for the two CPUs with the hop being measured.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -568,6 +574,14 @@ async fn activation_to_select(
     );
     let mut kept = None;
     let largest = o.registries.iter().copied().max().unwrap_or(1);
+    // The SELECT's comparator: the same call made by a bare client after an idle pause.
+    let (bare, _theirs) = BareClient::start(rig.bus_address()).await?;
+    let select_apdu = {
+        let mut c = vec![0x00, 0xA4, 0x04, 0x00, DBUS_AID.len() as u8];
+        c.extend_from_slice(&DBUS_AID);
+        c.push(0x00);
+        c
+    };
     for &services in &o.registries {
         progress(&format!(
             "3: activation → SELECT with {services} service(s)"
@@ -614,6 +628,17 @@ async fn activation_to_select(
                 reader_plain.push(first.answered_at - activated);
             }
         }
+        let dest = echo
+            .first()
+            .map(|server| server.name.clone())
+            .ok_or("no echo server")?;
+        let hop = Hop::Zbus {
+            dest,
+            path: DBUS_PATH.to_owned(),
+        };
+        let paced = bare
+            .measure_paced(hop, &select_apdu, o.tap_samples, TAP_GAP)
+            .await?;
         let key = |what: &str| format!("tap.{services}.{what}");
         let summary = section.series(
             &key("nfcd"),
@@ -629,6 +654,11 @@ async fn activation_to_select(
             &key("select_hop"),
             "        of which the service's hop",
             &select_hop,
+        );
+        section.series(
+            &key("bare_paced"),
+            "        bare zbus echo of the SELECT, 5 ms idle before each",
+            &paced,
         );
         section.series(
             &key("reader"),
