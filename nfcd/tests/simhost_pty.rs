@@ -271,8 +271,11 @@ mod simhost {
         );
     }
 
-    /// A process started while a pty is served does not inherit its ends: once the server
-    /// closes them the line is gone (`/dev/pts/N` disappears), as when an adapter is pulled.
+    /// A process started while a pty is served does not inherit its ends: its descriptor
+    /// table holds neither the master (`/dev/ptmx`) nor the slave (`/dev/pts/N`), so once the
+    /// server closes them the line is gone, as when an adapter is pulled. (Whether
+    /// `/dev/pts/N` disappears is no evidence here: a test running beside this one may take
+    /// the number at once.)
     #[tokio::test]
     async fn pty_ends_are_not_inherited_by_child_processes() {
         let pty = nfcd::simhost::open_pty().expect("open a pty");
@@ -282,10 +285,27 @@ mod simhost {
             .arg("30")
             .spawn()
             .expect("start sleep");
-        drop(pty);
-        let gone = !path.exists();
+        // `spawn` returns after the child's exec, so its descriptor table is final.
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .expect("the child's descriptors")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .collect::<Vec<_>>();
         let _ = child.kill();
         let _ = child.wait();
-        assert!(gone, "{} outlived its master", path.display());
+        drop(pty);
+        assert!(
+            !fds.is_empty(),
+            "the child has at least its standard streams"
+        );
+        let inherited: Vec<_> = fds
+            .iter()
+            .filter(|t| **t == path || t.to_string_lossy().contains("ptmx"))
+            .collect();
+        assert!(
+            inherited.is_empty(),
+            "the child inherited {inherited:?} of {}",
+            path.display()
+        );
     }
 }
