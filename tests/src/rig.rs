@@ -147,11 +147,10 @@ impl Rig {
 
     /// [`Rig::start`] with the pieces running as `tuning` says.
     pub async fn start_tuned(options: RigOptions, tuning: Tuning) -> Rig {
-        let rig = Rig::launch_tuned(options, tuning, |_| {}).await;
-        bus::wait_present(&rig.adapter, true).await;
-        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
-            .await;
-        rig
+        Rig::launch_tuned(options, tuning, |_| {})
+            .await
+            .ready()
+            .await
     }
 
     /// Start everything with `options` like [`Rig::start`], but first run `prepare` on the
@@ -221,9 +220,30 @@ impl Rig {
                 (transport.to_owned(), None)
             }
         };
+        Rig::spawn_nfcd(
+            scratch,
+            bus,
+            transport,
+            options.apdu_deadline_ms,
+            tuning.debug_log,
+            host,
+        )
+        .await
+    }
+
+    /// Write nfcd's configuration and state directory into `scratch`, start nfcd on
+    /// `transport` and the private `bus`, and return once it owns its bus name.
+    async fn spawn_nfcd(
+        scratch: Scratch,
+        bus: TestBus,
+        transport: String,
+        apdu_deadline_ms: Option<u32>,
+        debug_log: bool,
+        host: Option<(SimHost, JoinHandle<Result<(), SimError>>)>,
+    ) -> Rig {
         let config = scratch.join("nfcd.toml");
         let mut text = String::from("[lock]\nmode = \"unlocked\"\n");
-        if let Some(ms) = options.apdu_deadline_ms {
+        if let Some(ms) = apdu_deadline_ms {
             text.push_str(&format!("\n[hce]\napdu_deadline_ms = {ms}\n"));
         }
         write(&config, &text);
@@ -236,7 +256,7 @@ impl Rig {
             bus: bus.address().to_owned(),
             state_dir,
             config,
-            debug_log: tuning.debug_log,
+            debug_log,
         };
         let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
         let conn = connect(bus.address()).await;
@@ -255,6 +275,15 @@ impl Rig {
         }
     }
 
+    /// Wait until nfcd reports the controller present and the virtual controller served here
+    /// is discovering.
+    async fn ready(self) -> Rig {
+        bus::wait_present(&self.adapter, true).await;
+        self.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
+            .await;
+        self
+    }
+
     /// Start as [`Rig::start`] with the defaults of [`RigOptions`], on a line the test prepared:
     /// the controller is `served`, and nfcd is started on `uart:<device>`, where `device` is
     /// what `line` returns — given the test's scratch directory, before nfcd starts — e.g. a
@@ -262,38 +291,12 @@ impl Rig {
     pub async fn start_on_line(served: ServedPty, line: impl FnOnce(&Scratch) -> PathBuf) -> Rig {
         let scratch = Scratch::new(&test_tag());
         let bus = TestBus::session();
-        let device = line(&scratch);
-        let config = scratch.join("nfcd.toml");
-        write(&config, "[lock]\nmode = \"unlocked\"\n");
-        let state_dir = scratch.join("state");
-        if let Err(e) = std::fs::create_dir_all(&state_dir) {
-            panic!("cannot create {}: {e}", state_dir.display());
-        }
-        let args = NfcdArgs {
-            transport: format!("uart:{}", device.display()),
-            bus: bus.address().to_owned(),
-            state_dir,
-            config,
-            debug_log: true,
-        };
-        let mut nfcd = Nfcd::spawn(&args, scratch.join("nfcd-1.log"));
-        let conn = connect(bus.address()).await;
-        let (manager, adapter) = await_nfcd(&conn, &mut nfcd, None).await;
-        let rig = Rig {
-            nfcd,
-            stopped: Vec::new(),
-            args,
-            conn,
-            manager,
-            adapter,
-            host: Some((served.host, served.task)),
-            bus,
-            logs: AtomicU32::new(0),
-            scratch,
-        };
-        rig.wait_discovering("the virtual controller discovering (RFST_DISCOVERY)")
-            .await;
-        rig
+        let transport = format!("uart:{}", line(&scratch).display());
+        let host = Some((served.host, served.task));
+        Rig::spawn_nfcd(scratch, bus, transport, None, true, host)
+            .await
+            .ready()
+            .await
     }
 
     /// The pty the controller is served on goes away, as a USB-serial adapter pulled out:
