@@ -13,6 +13,7 @@ pub mod identity;
 pub mod lock;
 pub mod logging;
 pub mod notify;
+mod readiness;
 pub mod simhost;
 pub mod transport;
 pub mod uevent;

@@ -17,11 +17,9 @@
 //! than it gets and times out, which fails safe (6F00 at the reader) instead of pairing a command
 //! with the wrong answer. Closing and reopening the channel starts afresh.
 //!
-//! Readiness. nfcd's end is registered with the reactor for readability only. Registered for
-//! writability too, every command the wallet reads frees room on the socket and wakes nfcd with
-//! an edge-triggered `EPOLLOUT` for nothing, in the middle of the hop it is waiting on. A command
-//! is sent with one non-blocking `send`; in the rare case that finds the socket full, a
-//! duplicate of the descriptor is registered for writability for as long as that send waits.
+//! Readiness. nfcd's end is registered with the reactor for readability only; a command is sent
+//! with one non-blocking `send`, and one that finds the socket full waits on a duplicate
+//! registered for writability (`crate::readiness` says why).
 //!
 //! This module does not decide deadlines, status words, or what to do when a channel fails.
 
@@ -32,7 +30,6 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::socket::{recvmsg, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::sync::Mutex;
 
 /// Longest command APDU: extended case 4 (ISO/IEC 7816-4 §5.1): header 4 + Lc 3 + 65535 data +
@@ -143,10 +140,7 @@ impl ApduChannel {
     fn from_fd(fd: OwnedFd) -> io::Result<ApduChannel> {
         // Registering without a reactor would panic.
         tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-        // SAFETY: `fd` is an open descriptor owned by the AsyncFd from here on, so it stays
-        // open and the same until the AsyncFd is dropped.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(io::Error::from)?;
+        let fd = crate::readiness::readable(fd)?;
         Ok(ApduChannel {
             fd,
             state: Mutex::new(State {
@@ -202,12 +196,7 @@ impl ApduChannel {
             ) {
                 Ok(_) => break,
                 Err(Errno::EAGAIN) if write_wait.is_none() => {
-                    let dup = self.fd.get_ref().try_clone()?;
-                    // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which
-                    // keeps it open and the same until it is dropped at the end of this send.
-                    let waiting =
-                        unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
-                            .map_err(io::Error::from)?;
+                    let waiting = crate::readiness::write_waiter(self.fd.get_ref())?;
                     write_wait = Some(waiting);
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}

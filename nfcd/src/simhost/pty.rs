@@ -9,11 +9,8 @@
 //! Termios on the client's side (speed, raw mode) remains the client's business; this only
 //! keeps the line from echoing controller output back before a client has set it up.
 //!
-//! The master is registered for readability only. Registered for writability too, every read
-//! the client makes on its side frees room in the line and wakes the serving thread for
-//! nothing (an edge-triggered `EPOLLOUT`), right when the client is busy with what it read.
-//! Writes of NCI packets practically never find the line full; when one does, a duplicate of
-//! the descriptor is registered for writability for as long as that write waits.
+//! The master is registered for readability only, and a write that finds the line full waits
+//! on a duplicate registered for writability (`crate::readiness` says why).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -27,7 +24,7 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The master side of a pty, non-blocking, registered with the tokio reactor.
 #[derive(Debug)]
@@ -78,11 +75,7 @@ pub fn open_pty() -> io::Result<Pty> {
             "a pty must be opened inside a tokio runtime",
         ));
     }
-    // SAFETY: `master` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes
-    // ownership and keeps it open for its whole lifetime, and `OwnedFd::as_raw_fd` always
-    // returns that same descriptor.
-    let fd = unsafe { AsyncFd::register_with_interest(master, Interest::READABLE) }
-        .map_err(io::Error::from)?;
+    let fd = crate::readiness::readable(master)?;
     Ok(Pty {
         master: PtyMaster {
             fd,
@@ -148,12 +141,7 @@ impl AsyncWrite for PtyMaster {
                 Err(Errno::EAGAIN) => {
                     // The line is full: wait for room on a duplicate registered for it
                     // (close-on-exec, as both ends are).
-                    let dup = this.fd.get_ref().try_clone()?;
-                    // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which
-                    // keeps it open (and its number the same) until dropped.
-                    let waiting =
-                        unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
-                            .map_err(io::Error::from)?;
+                    let waiting = crate::readiness::write_waiter(this.fd.get_ref())?;
                     this.write_wait = Some(waiting);
                 }
                 Err(e) => return Poll::Ready(Err(e.into())),

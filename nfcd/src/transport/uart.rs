@@ -8,12 +8,8 @@
 //! reported as [`TransportError::Closed`], never as a hang. `reset` cannot power-cycle anything
 //! here; it only drops buffered input.
 //!
-//! The line is registered with the reactor for readability only. Registered for writability
-//! too, every read the far side makes of what nfcd wrote (a pty's master, a UART driver
-//! draining its buffer) wakes nfcd with an edge-triggered `EPOLLOUT` for nothing, typically
-//! while it waits on a service for the next answer. A packet is written with non-blocking
-//! `write`s; when one finds the line full, a duplicate of the descriptor is registered for
-//! writability for as long as that packet waits.
+//! The line is registered with the reactor for readability only, and a packet that finds it
+//! full waits on a duplicate registered for writability (`crate::readiness` says why).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -27,7 +23,6 @@ use nix::sys::termios::{
     InputFlags, SetArg, SpecialCharacterIndices,
 };
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use super::framing::RxBuffer;
 use super::spec::UartSpec;
@@ -70,13 +65,8 @@ impl UartTransport {
                 "{describe}: must be opened inside a tokio runtime"
             )));
         }
-        // SAFETY: `fd` is an `OwnedFd`, so it is open and valid; the `AsyncFd` takes ownership
-        // and keeps it open for its whole lifetime, and `OwnedFd::as_raw_fd` always returns
-        // that same descriptor.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| {
-                TransportError::io(format!("{describe}: register with tokio"), e.into())
-            })?;
+        let fd = crate::readiness::readable(fd)
+            .map_err(|e| TransportError::io(format!("{describe}: register with tokio"), e))?;
         Ok(UartTransport {
             fd,
             rx: RxBuffer::new(),
@@ -174,20 +164,8 @@ impl Transport for UartTransport {
             match nix::unistd::write(self.fd.get_ref(), rest) {
                 Ok(n) => written += n,
                 Err(Errno::EAGAIN) if write_wait.is_none() => {
-                    let dup =
-                        self.fd.get_ref().try_clone().map_err(|e| {
-                            TransportError::io(format!("{}: dup", self.describe), e)
-                        })?;
-                    // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which
-                    // keeps it open and the same until it is dropped once this packet is out.
-                    let waiting =
-                        unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
-                            .map_err(|e| {
-                                TransportError::io(
-                                    format!("{}: register with tokio", self.describe),
-                                    e.into(),
-                                )
-                            })?;
+                    let waiting = crate::readiness::write_waiter(self.fd.get_ref())
+                        .map_err(|e| TransportError::io(format!("{}: dup", self.describe), e))?;
                     write_wait = Some(waiting);
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
