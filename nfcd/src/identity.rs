@@ -522,7 +522,7 @@ fn decode(text: &[u8]) -> Result<BTreeMap<String, Binding>, String> {
 
 /// Lowercase hex of a digest.
 fn sha256_hex(digest: &[u8; 32]) -> String {
-    crate::dbus::options::aid_hex(digest).to_ascii_lowercase()
+    crate::hex(digest).to_ascii_lowercase()
 }
 
 /// Exactly 64 hex digits (either case) as a digest.

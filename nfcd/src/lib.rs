@@ -28,3 +28,14 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_uppercase_without_separators() {
+        assert_eq!(
+            super::hex(&[0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10]),
+            "A0000000031010"
+        );
+    }
+}

@@ -260,7 +260,7 @@ mod tests {
         // FIPS 180-2 appendix B.1 test vector: SHA-256("abc").
         let d = sha256_file(&b"abc"[..]).expect("in-memory read");
         assert_eq!(
-            super::super::options::aid_hex(&d),
+            crate::hex(&d),
             "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
         );
     }

@@ -185,16 +185,6 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// Uppercase hex of an AID, the way AIDs are written in the EMV and ISO/IEC 7816-4 texts.
-pub fn aid_hex(aid: &[u8]) -> String {
-    use fmt::Write;
-    let mut s = String::with_capacity(aid.len() * 2);
-    for b in aid {
-        let _ = write!(s, "{b:02X}");
-    }
-    s
-}
-
 /// The option keys `RegisterService` knows.
 pub const OPTION_KEYS: [&str; 8] = [
     "Aids",
@@ -562,7 +552,7 @@ fn aid_list(key: &'static str, value: &OptionValue) -> Result<Vec<Vec<u8>>, Opti
         if aids.contains(aid) {
             return Err(OptionsError::DuplicateAid {
                 key,
-                aid: aid_hex(aid),
+                aid: crate::hex(aid),
             });
         }
         aids.push(aid.clone());
@@ -960,10 +950,5 @@ mod tests {
         let mut o = base();
         o.insert("Name".into(), v("Visa\n"));
         assert_eq!(err(&o).to_string(), "Name holds control characters");
-    }
-
-    #[test]
-    fn aid_hex_is_uppercase() {
-        assert_eq!(aid_hex(VISA), "A0000000031010");
     }
 }

@@ -14,7 +14,7 @@ use zbus::{interface, Connection, OwnedVariant, Str, Variant};
 
 use super::adapter::ADAPTER_PATH;
 use super::error::Error;
-use super::options::{aid_hex, AID_MAX_LEN, AID_MIN_LEN};
+use super::options::{AID_MAX_LEN, AID_MIN_LEN};
 use crate::simhost::{
     outcome_detail, outcome_name, FaultSpec, SimError, SimHandle, TapOptions, TapOutcome,
     TapReport, TapScript, Tech,
@@ -99,7 +99,7 @@ impl TapRequest {
                     if !(AID_MIN_LEN..=AID_MAX_LEN).contains(&aid.len()) {
                         return Err(Error::InvalidArguments(format!(
                             "Aid {} is {} bytes; an AID has {AID_MIN_LEN} to {AID_MAX_LEN}",
-                            aid_hex(&aid),
+                            crate::hex(&aid),
                             aid.len()
                         )));
                     }
