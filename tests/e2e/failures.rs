@@ -4,27 +4,12 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use nfcd::simhost::{TapOptions, TapOutcome};
+use nfcd::simhost::TapOutcome;
 use nfcd_e2e::bus::{wait_registered, wait_unregistered};
 use nfcd_e2e::process::WalletKind;
-use nfcd_e2e::rig::Rig;
+use nfcd_e2e::rig::{latency, tap_options, Rig};
 use nfcd_e2e::scripts::{status_words, Apdus, GET_DATA_ATC, SW_NOT_FOUND, SW_NO_DIAGNOSIS, SW_OK};
 use nfcd_e2e::{hex, unhex, WAIT};
-
-fn options() -> TapOptions {
-    TapOptions {
-        timeout: WAIT,
-        ..TapOptions::default()
-    }
-}
-
-/// The reader's round trip of exchange `index`.
-fn latency(report: &nfcd::simhost::TapReport, index: usize) -> Duration {
-    match report.apdus.get(index) {
-        Some(record) => record.latency(),
-        None => panic!("no exchange {index}: {report:#?}"),
-    }
-}
 
 /// `test-wallet --behaviour crash-after=1` answers the SELECT and dies (SIGKILL) on the next
 /// command. The reader gets `6F00` for it well before the APDU deadline — nfcd learns of the
@@ -48,7 +33,7 @@ async fn crashing_wallet_gets_6f00_at_once_and_its_registration_dropped() {
         .select(&aid, SW_OK)
         .send(GET_DATA_ATC, SW_NO_DIAGNOSIS)
         .send(GET_DATA_ATC, SW_NO_DIAGNOSIS);
-    let report = rig.tap_with(script.build(), options()).await;
+    let report = rig.tap_with(script.build(), tap_options()).await;
 
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     let deadline = Duration::from_millis(u64::from(DEADLINE_MS));
@@ -82,7 +67,7 @@ async fn crashing_wallet_gets_6f00_at_once_and_its_registration_dropped() {
             Apdus::new("after the crash")
                 .select(&aid, SW_NOT_FOUND)
                 .build(),
-            options(),
+            tap_options(),
         )
         .await;
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
@@ -113,7 +98,7 @@ async fn hanging_wallet_gets_6f00_at_the_deadline() {
     let script = Apdus::new("hang")
         .select(&aid, SW_NO_DIAGNOSIS)
         .send(GET_DATA_ATC, SW_NO_DIAGNOSIS);
-    let report = rig.tap_with(script.build(), options()).await;
+    let report = rig.tap_with(script.build(), tap_options()).await;
 
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     assert_eq!(status_words(&report), [SW_NO_DIAGNOSIS; 2]);

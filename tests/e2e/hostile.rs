@@ -9,9 +9,9 @@
 //! hostile script alone is about 6 s of air, which says nothing about the daemon.
 
 use libnci::sim::scripts::{hostile_apdu_count, select_aid, HOSTILE_AID, HOSTILE_STORM};
-use nfcd::simhost::{SimOptions, TapOptions, TapOutcome, TapScript};
+use nfcd::simhost::{TapOptions, TapOutcome, TapScript};
 use nfcd_e2e::process::{Memory, Wallet, WalletKind};
-use nfcd_e2e::rig::{Rig, RigOptions, Tuning};
+use nfcd_e2e::rig::{no_air_time, service_ids, tap_options, Rig, RigOptions, Tuning};
 use nfcd_e2e::scripts::{status_words, Apdus, GET_DATA_ATC, SW_NOT_FOUND, SW_OK};
 use nfcd_e2e::{hex, WAIT};
 
@@ -30,32 +30,6 @@ const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 /// five), the last GET DATA.
 fn forwarded_per_tap() -> usize {
     1 + 1 + 258 + 2 * HOSTILE_STORM / 5 + 1
-}
-
-fn no_air_time() -> SimOptions {
-    SimOptions {
-        rf_timing: None,
-        ..SimOptions::default()
-    }
-}
-
-fn options() -> TapOptions {
-    TapOptions {
-        timeout: WAIT,
-        ..TapOptions::default()
-    }
-}
-
-/// The ids in `Services`, sorted.
-async fn service_ids(rig: &Rig) -> Vec<String> {
-    let services = rig
-        .manager()
-        .services()
-        .await
-        .unwrap_or_else(|e| panic!("Services: {e}"));
-    let mut ids: Vec<String> = services.into_iter().map(|s| s.id).collect();
-    ids.sort();
-    ids
 }
 
 /// One run of the named `hostile` script: every answer as its table says, with the service at
@@ -109,7 +83,7 @@ async fn hostile_reader_gets_defined_status_words_and_memory_stays_bounded() {
         )
         .await;
     let _payment = rig.wallet(WalletKind::Payment, "org.e2e.pay", &[]).await;
-    let registered = service_ids(&rig).await;
+    let registered = service_ids(rig.manager()).await;
     let start = rig.nfcd_memory();
 
     // Warm-up: the first hostile tap sizes every buffer it will ever need.
@@ -147,7 +121,7 @@ async fn hostile_reader_gets_defined_status_words_and_memory_stays_bounded() {
         .send(longest_select, 0x6700)
         .send(longest.clone(), SW_OK)
         .send(GET_DATA_ATC, SW_OK);
-    let report = rig.tap_with(script.build(), options()).await;
+    let report = rig.tap_with(script.build(), tap_options()).await;
     assert_eq!(
         report.outcome,
         TapOutcome::Completed,
@@ -168,7 +142,7 @@ async fn hostile_reader_gets_defined_status_words_and_memory_stays_bounded() {
         let report = if i % 2 == 0 {
             let options = TapOptions {
                 link_loss_after: Some(0),
-                ..options()
+                ..tap_options()
             };
             rig.sim()
                 .tap(TapScript::UnknownAid, options)
@@ -177,7 +151,7 @@ async fn hostile_reader_gets_defined_status_words_and_memory_stays_bounded() {
         } else {
             let options = TapOptions {
                 link_loss_after: Some(1),
-                ..options()
+                ..tap_options()
             };
             let script = Apdus::new("select and go")
                 .select(&HOSTILE_AID, SW_OK)
@@ -211,11 +185,11 @@ async fn hostile_reader_gets_defined_status_words_and_memory_stays_bounded() {
                 .select(&libnci::sim::scripts::UNKNOWN_AID, SW_NOT_FOUND)
                 .send(GET_DATA_ATC, SW_OK)
                 .build(),
-            options(),
+            tap_options(),
         )
         .await;
     assert_eq!(status_words(&report), [SW_OK, SW_NOT_FOUND, SW_OK]);
-    assert_eq!(service_ids(&rig).await, registered);
+    assert_eq!(service_ids(rig.manager()).await, registered);
     let end = rig.nfcd_memory();
 
     report_memory(start, warm, end, per_tap);
@@ -266,7 +240,7 @@ async fn hostile_reader_without_a_service_gets_nfcd_s_own_answers() {
             Apdus::new("after")
                 .send(select_aid(&HOSTILE_AID), SW_NOT_FOUND)
                 .build(),
-            options(),
+            tap_options(),
         )
         .await;
     assert_eq!(

@@ -10,12 +10,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use nfcd::hce::registry::{MAX_AIDS_PER_SERVICE, MAX_AIDS_TOTAL};
-use nfcd::simhost::{SimOptions, TapOptions, TapOutcome, TapReport};
+use nfcd::simhost::TapOutcome;
 use nfcd_e2e::bus::{wait_registered, Manager1Proxy};
 use nfcd_e2e::process::WalletKind;
-use nfcd_e2e::rig::{Rig, RigOptions, Tuning, BUS_NAME};
+use nfcd_e2e::rig::{
+    latency, no_air_time, service_ids, tap_options, Rig, RigOptions, Tuning, BUS_NAME,
+};
 use nfcd_e2e::scripts::{response_data, status_words, Apdus, GET_DATA_ATC, SW_NO_DIAGNOSIS, SW_OK};
-use nfcd_e2e::{hex, unhex, WAIT};
+use nfcd_e2e::{hex, unhex};
 use zbus::{Connection, ObjectPath, Variant};
 
 const INVALID_ARGUMENTS: &str = "org.nfcd.Error.InvalidArguments";
@@ -58,20 +60,6 @@ impl zbus::wire::export::serde::Serialize for PlainOptions {
 impl zbus::Type for PlainOptions {
     const SIGNATURE: &'static zbus::Signature =
         <HashMap<String, zbus::OwnedVariant> as zbus::Type>::SIGNATURE;
-}
-
-fn no_air_time() -> SimOptions {
-    SimOptions {
-        rf_timing: None,
-        ..SimOptions::default()
-    }
-}
-
-fn options() -> TapOptions {
-    TapOptions {
-        timeout: WAIT,
-        ..TapOptions::default()
-    }
 }
 
 /// The D-Bus error name of a failed call (`org.nfcd.Error.*` or `org.freedesktop.DBus.Error.*`).
@@ -123,25 +111,6 @@ fn aids(tag: u8, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-async fn sorted_ids(manager: &Manager1Proxy<'_>) -> Vec<String> {
-    let mut ids: Vec<String> = manager
-        .services()
-        .await
-        .unwrap_or_else(|e| panic!("Services: {e}"))
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    ids.sort();
-    ids
-}
-
-fn latency(report: &TapReport, index: usize) -> Duration {
-    match report.apdus.get(index) {
-        Some(record) => record.latency(),
-        None => panic!("no exchange {index}: {:?}", report.outcome),
-    }
-}
-
 /// Answers too big, empty and late. nfcd's per-APDU deadline is 500 ms here.
 ///
 /// - 65 536 data octets + SW (65 538, the largest R-APDU, ISO/IEC 7816-4 §5.1) reach the reader
@@ -185,7 +154,7 @@ async fn huge_empty_and_late_answers_get_6f00_and_leave_the_next_apdu_alone() {
         }
         wallets.push(rig.wallet(WalletKind::Test, id, &args).await);
     }
-    let registered = sorted_ids(rig.manager()).await;
+    let registered = service_ids(rig.manager()).await;
 
     let put = |data: &[u8]| {
         let mut apdu = vec![0x00, 0xDA, 0x01, 0x00, data.len() as u8];
@@ -205,7 +174,7 @@ async fn huge_empty_and_late_answers_get_6f00_and_leave_the_next_apdu_alone() {
             .select(aid, SW_OK)
             .send(put(&second), SW_OK);
     }
-    let report = rig.tap_with(script.build(), options()).await;
+    let report = rig.tap_with(script.build(), tap_options()).await;
     assert_eq!(
         report.outcome,
         TapOutcome::Completed,
@@ -260,14 +229,14 @@ async fn huge_empty_and_late_answers_get_6f00_and_leave_the_next_apdu_alone() {
     );
 
     // None of it cost anyone a registration, and the next tap is an ordinary one.
-    assert_eq!(sorted_ids(rig.manager()).await, registered);
+    assert_eq!(service_ids(rig.manager()).await, registered);
     let report = rig
         .tap_with(
             Apdus::new("after")
                 .select(&late_channel, SW_OK)
                 .send(put(&first), SW_OK)
                 .build(),
-            options(),
+            tap_options(),
         )
         .await;
     assert_eq!(response_data(&report, 1), &first[..]);
@@ -412,7 +381,7 @@ async fn thousands_of_aids_meet_the_documented_limits_and_spare_the_others() {
             Apdus::new("bystander")
                 .select(&bystander_aid, SW_OK)
                 .build(),
-            options(),
+            tap_options(),
         )
         .await;
     assert_eq!(response_data(&report, 0), b"org.e2e.bystander");
@@ -467,7 +436,10 @@ async fn another_clients_path_and_id_are_out_of_reach() {
         .await;
     assert!(result.is_ok(), "{result:?}");
     let report = rig
-        .tap_with(Apdus::new("owner").select(&aid, SW_OK).build(), options())
+        .tap_with(
+            Apdus::new("owner").select(&aid, SW_OK).build(),
+            tap_options(),
+        )
         .await;
     assert_eq!(response_data(&report, 0), b"org.e2e.owner");
     let result = manager.unregister_service(&owners_path).await;
@@ -708,11 +680,11 @@ async fn forged_options_and_arguments_get_clear_errors() {
     }
 
     // Nothing registered by any of it; the honest wallet answers.
-    assert_eq!(sorted_ids(&manager).await, ["org.e2e.honest"]);
+    assert_eq!(service_ids(&manager).await, ["org.e2e.honest"]);
     let report = rig
         .tap_with(
             Apdus::new("honest").select(&honest_aid, SW_OK).build(),
-            options(),
+            tap_options(),
         )
         .await;
     assert_eq!(response_data(&report, 0), b"org.e2e.honest");

@@ -5,9 +5,9 @@ use libnci::sim::{Fault, Trigger};
 use nfcd::simhost::{Profile, TapOutcome, TapScript};
 use nfcd_e2e::bus::{wait_default, wait_present, wait_registered, wait_unregistered};
 use nfcd_e2e::process::WalletKind;
-use nfcd_e2e::rig::{Link, Rig, RigOptions};
+use nfcd_e2e::rig::{tap_options, Link, Rig, RigOptions};
 use nfcd_e2e::scripts::{status_words, Apdus};
-use nfcd_e2e::{hex, unhex, WAIT};
+use nfcd_e2e::{hex, unhex};
 
 /// The default payment service is stored in the state directory: after nfcd restarts it is
 /// still the default (`DefaultServices`), and once the wallets register again the tap reaches
@@ -105,11 +105,7 @@ async fn power_cycle_between_taps_is_survived() {
         .await;
     let sim = rig.sim();
     let tap = || Apdus::new("power").select(&aid, 0x9000).build();
-    let options = || nfcd::simhost::TapOptions {
-        timeout: WAIT,
-        ..Default::default()
-    };
-    let report = rig.tap_with(tap(), options()).await;
+    let report = rig.tap_with(tap(), tap_options()).await;
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     // The end of the tap (RF_DEACTIVATE_NTF) has reached nfcd before the power goes.
     wallet.wait_deactivated("deselected", 1).await;
@@ -118,7 +114,7 @@ async fn power_cycle_between_taps_is_survived() {
     // Powered up again the controller is idle: only nfcd initialising it again brings it back
     // to discovery, which the tap waits for.
     sim.power_cycle().await;
-    let report = rig.tap_with(tap(), options()).await;
+    let report = rig.tap_with(tap(), tap_options()).await;
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     assert_eq!(status_words(&report), [0x9000]);
     assert_eq!(sim.stats().power_cycles, cycles + 1);

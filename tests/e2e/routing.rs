@@ -10,18 +10,11 @@ use libnci::wire::DeactivationReason;
 use nfcd::simhost::{TapOptions, TapOutcome, TapReport, TapScript};
 use nfcd_e2e::bus::{wait_registered, wait_unregistered};
 use nfcd_e2e::process::WalletKind;
-use nfcd_e2e::rig::{Rig, RigOptions};
+use nfcd_e2e::rig::{tap_options, Rig, RigOptions};
 use nfcd_e2e::scripts::{
     response_data, status_words, Apdus, GET_DATA_ATC, SW_NOT_FOUND, SW_NO_DIAGNOSIS, SW_OK,
 };
 use nfcd_e2e::{hex, unhex, within, WAIT};
-
-fn options() -> TapOptions {
-    TapOptions {
-        timeout: WAIT,
-        ..TapOptions::default()
-    }
-}
 
 /// The response data of every exchange, as text: `test-wallet --behaviour ok` answers its Id.
 fn answered_by(report: &TapReport) -> Vec<String> {
@@ -66,7 +59,7 @@ async fn prefix_aid_and_sixteen_byte_aid() {
         .select(&mastercard, SW_OK)
         .select(&long_aid, SW_OK)
         .select(&maestro, SW_OK);
-    let report = rig.tap_with(script.build(), options()).await;
+    let report = rig.tap_with(script.build(), tap_options()).await;
 
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     assert_eq!(
@@ -118,7 +111,7 @@ async fn shared_aid_in_other_follows_preference_then_registration_order() {
     assert_eq!(args.ids, ["org.e2e.first", "org.e2e.second"]);
 
     let tap = || Apdus::new("shared AID").select(&aid, SW_OK).build();
-    let report = rig.tap_with(tap(), options()).await;
+    let report = rig.tap_with(tap(), tap_options()).await;
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     assert_eq!(answered_by(&report), ["org.e2e.first"]);
     first.wait_deactivated("deselected", 1).await;
@@ -132,7 +125,7 @@ async fn shared_aid_in_other_follows_preference_then_registration_order() {
         .await;
     let info = wait_registered(rig.manager(), "org.e2e.preferred").await;
     assert!(info.preferred, "Services shows the preference");
-    let report = rig.tap_with(tap(), options()).await;
+    let report = rig.tap_with(tap(), tap_options()).await;
     assert_eq!(answered_by(&report), ["org.e2e.preferred"], "{report:#?}");
     preferred.wait_deactivated("deselected", 1).await;
 
@@ -140,7 +133,7 @@ async fn shared_aid_in_other_follows_preference_then_registration_order() {
     first.stop().await;
     wait_unregistered(rig.manager(), "org.e2e.preferred").await;
     wait_unregistered(rig.manager(), "org.e2e.first").await;
-    let report = rig.tap_with(tap(), options()).await;
+    let report = rig.tap_with(tap(), tap_options()).await;
     assert_eq!(answered_by(&report), ["org.e2e.second"], "{report:#?}");
     second.wait_deactivated("deselected", 1).await;
     // The second service saw only the tap it won.
@@ -200,7 +193,7 @@ async fn select_switches_service_mid_session() {
         .send(GET_DATA_ATC, SW_OK);
     let options = TapOptions {
         link_loss_after: Some(4),
-        ..options()
+        ..tap_options()
     };
     let report = rig.tap_with(script.build(), options).await;
 
@@ -257,7 +250,7 @@ async fn unknown_aid_and_command_before_select() {
         .send(GET_DATA_ATC, SW_NO_DIAGNOSIS)
         .select(&aid, SW_OK)
         .send(GET_DATA_ATC, SW_OK);
-    let report = rig.tap_with(script.build(), options()).await;
+    let report = rig.tap_with(script.build(), tap_options()).await;
     assert_eq!(report.outcome, TapOutcome::Completed, "{report:#?}");
     // nfcd's own answers are bare status words.
     assert!(report.apdus[..3].iter().all(|r| r.rsp.len() == 2));

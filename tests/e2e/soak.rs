@@ -21,7 +21,7 @@ use nfcd::simhost::{
 };
 use nfcd_e2e::bus::{wait_registered, wait_services, wait_unregistered};
 use nfcd_e2e::process::{Memory, Wallet, WalletKind};
-use nfcd_e2e::rig::{Rig, RigOptions, Tuning};
+use nfcd_e2e::rig::{service_ids, Rig, RigOptions, Tuning};
 use nfcd_e2e::{hex, within, WAIT};
 
 /// Taps of a default run: enough for the default seed to fire a few faults and restart a
@@ -235,7 +235,7 @@ async fn soak_taps_with_faults_and_restarts_lose_nothing() {
                 }
                 seen = now;
             }
-            assert_eq!(sorted_ids(&rig).await, expected, "after tap {i}");
+            assert_eq!(service_ids(rig.manager()).await, expected, "after tap {i}");
         }
         if i + 1 == warm_up {
             warm = Some(rig.nfcd_memory());
@@ -249,7 +249,7 @@ async fn soak_taps_with_faults_and_restarts_lose_nothing() {
     highest_rss = highest_rss.max(end.rss_kib);
 
     // Zero lost registrations.
-    assert_eq!(sorted_ids(&rig).await, expected);
+    assert_eq!(service_ids(rig.manager()).await, expected);
     // A run long enough to mean anything has met faults and restarts.
     if taps >= DEFAULT_TAPS {
         assert!(
@@ -277,17 +277,4 @@ async fn soak_taps_with_faults_and_restarts_lose_nothing() {
         member.process.stop().await;
     }
     rig.finish().await;
-}
-
-async fn sorted_ids(rig: &Rig) -> Vec<String> {
-    let mut ids: Vec<String> = rig
-        .manager()
-        .services()
-        .await
-        .unwrap_or_else(|e| panic!("Services: {e}"))
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    ids.sort();
-    ids
 }

@@ -71,6 +71,49 @@ impl Default for RigOptions {
     }
 }
 
+/// How the tests tap: the reader waits [`WAIT`] for each answer (not the 1 s a real reader
+/// grants), so that a slow, loaded machine shows as a slow tap rather than a lost one.
+pub fn tap_options() -> TapOptions {
+    TapOptions {
+        timeout: WAIT,
+        ..TapOptions::default()
+    }
+}
+
+/// A virtual controller without the RF air time: for taps that move megabytes or thousands of
+/// APDUs, where the time the air would take is not what is tested.
+pub fn no_air_time() -> SimOptions {
+    SimOptions {
+        rf_timing: None,
+        ..SimOptions::default()
+    }
+}
+
+/// The reader's round trip of exchange `index` of `report`.
+pub fn latency(report: &TapReport, index: usize) -> std::time::Duration {
+    match report.apdus.get(index) {
+        Some(record) => record.latency(),
+        None => panic!(
+            "no exchange {index} of {}: {:?}",
+            report.apdus.len(),
+            report.outcome
+        ),
+    }
+}
+
+/// The Ids in `manager`'s `Services`, sorted.
+pub async fn service_ids(manager: &Manager1Proxy<'_>) -> Vec<String> {
+    let mut ids: Vec<String> = manager
+        .services()
+        .await
+        .unwrap_or_else(|e| panic!("Services: {e}"))
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// A virtual controller served on a new pseudo-terminal before nfcd starts, for tests that put
 /// the line somewhere else first — behind a symlink, bind-mounted over a real tty node — and
 /// then start nfcd there with [`Rig::start_on_line`].
@@ -502,11 +545,7 @@ impl Rig {
     pub async fn tap(&self, script: TapScript) -> TapReport {
         let sim = self.sim();
         within("RFST_DISCOVERY before the tap", WAIT, sim.wait_ready()).await;
-        let options = TapOptions {
-            timeout: WAIT,
-            ..TapOptions::default()
-        };
-        match sim.tap(script, options).await {
+        match sim.tap(script, tap_options()).await {
             Ok(report) => report,
             Err(e) => panic!("tap {script}: {e}"),
         }
