@@ -500,6 +500,7 @@ impl Engine {
             "card session started: {:?} {:?}",
             activation.mode, activation.protocol
         );
+        self.served.monitor.session_started();
         self.tap = Some(Tap {
             session: Session::new(),
             transaction: None,
@@ -652,6 +653,7 @@ impl Engine {
     }
 
     fn end_tap(&mut self, mut tap: Tap, reason: &str) {
+        self.served.monitor.session_ended();
         if let Some(t) = tap.transaction.take() {
             self.transaction_ended(t, reason);
         }

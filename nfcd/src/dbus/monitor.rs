@@ -8,11 +8,15 @@
 //! (and counting the drop) for a subscriber whose queue is full. One task per subscriber empties
 //! its queue into unicast signals, in queue order, preceded by a `Lost` after drops.
 //!
-//! Those tasks share the daemon's thread and its bus connection with the tap path, so they hold
-//! back while an APDU is with a service (from the `command` report to the `response` report, at
-//! most [`MAX_HOLD`]) and yield after each signal: serialising and sending a signal then would
-//! delay the handling of the service's answer, and the bus would route the signals alongside the
-//! `ProcessApdu` call. The trace still arrives whole and in order, just after the exchange.
+//! Those tasks share the daemon's thread and its bus connection with the tap path, and the
+//! subscriber and the bus share the device's CPUs with the service answering the tap. So they
+//! hold back for as long as a card session lasts (from RF activation to deactivation, at most
+//! [`MAX_SESSION_HOLD`], or until a subscriber's queue is three quarters full) and, past that,
+//! while an APDU is with a service (from the `command` report to the `response` report, at most
+//! [`MAX_HOLD`]); and they yield after each signal. Serialising, routing and decoding the trace
+//! of a tap while the tap runs would compete with it: with `ProcessApdu` calls on the bus, with
+//! the wallet for a CPU, with the next packet on nfcd's thread. The trace still arrives whole and
+//! in order, just after the tap.
 //!
 //! A subscription ends with `Unsubscribe`, with [`MonitorHandle::owner_gone`], or when the
 //! subscriber's task sees the bus announce that its unique name has no owner any more
@@ -59,6 +63,11 @@ pub const QUEUE_CAPACITY: usize = 1024;
 /// Longest time signals are held back for one APDU that is with a service: past it (a slow
 /// service, or an exchange that ended without a response, such as a link loss) they flow again.
 pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Longest time signals are held back for one card session: a contactless transaction is over
+/// well within it (EMV ≈ 500 ms, transit gates 200–300 ms); a card left in a reader's field
+/// longer gets its trace live, held back only for each APDU's hop.
+pub const MAX_SESSION_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The uid allowed to subscribe: a trace shows every service's APDUs.
 const ROOT_UID: u32 = 0;
@@ -124,7 +133,10 @@ struct Shared {
     /// `CLOCK_MONOTONIC` µs of the `command` report of the APDU now with a service; 0 when none
     /// is. While set, signals are held back (see the module documentation).
     held_since: AtomicU64,
-    /// Signalled when `held_since` goes back to 0.
+    /// `CLOCK_MONOTONIC` µs of the start of the card session now open; 0 when none is or its
+    /// hold ended early. While set, signals are held back too.
+    session_since: AtomicU64,
+    /// Signalled when `held_since` or `session_since` goes back to 0.
     released: Notify,
     subscriptions: Mutex<Subscriptions>,
 }
@@ -134,6 +146,7 @@ impl Shared {
         Shared {
             active: AtomicBool::new(false),
             held_since: AtomicU64::new(0),
+            session_since: AtomicU64::new(0),
             released: Notify::new(),
             subscriptions: Mutex::new(Subscriptions::default()),
         }
@@ -152,21 +165,43 @@ impl Shared {
         }
     }
 
-    /// Wait while an APDU is with a service, at most until [`MAX_HOLD`] after it went there.
+    /// A card session opened at `timestamp_us`: hold signals back until it ends.
+    fn hold_session(&self, timestamp_us: u64) {
+        self.session_since
+            .store(timestamp_us.max(1), Ordering::Relaxed);
+    }
+
+    /// The card session ended, or its trace must flow before it does.
+    fn release_session(&self) {
+        if self.session_since.swap(0, Ordering::Relaxed) != 0 {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// Wait while a card session is open, at most until [`MAX_SESSION_HOLD`] after it opened,
+    /// and while an APDU is with a service, at most until [`MAX_HOLD`] after it went there.
     async fn wait_released(&self) {
-        let max_hold = u64::try_from(MAX_HOLD.as_micros()).unwrap_or(u64::MAX);
+        let holds = [
+            (&self.held_since, MAX_HOLD),
+            (&self.session_since, MAX_SESSION_HOLD),
+        ];
         loop {
             // Registered before the check, so a release in between is not missed.
             let released = self.released.notified();
-            let since = self.held_since.load(Ordering::Relaxed);
-            if since == 0 {
-                return;
-            }
             let now = monotonic_us();
-            let until = since.saturating_add(max_hold);
-            if now >= until {
+            // The latest end of a hold still in force.
+            let until = holds
+                .iter()
+                .filter_map(|(since, max)| {
+                    let since = since.load(Ordering::Relaxed);
+                    let max = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+                    (since != 0).then(|| since.saturating_add(max))
+                })
+                .filter(|&until| until > now)
+                .max();
+            let Some(until) = until else {
                 return;
-            }
+            };
             let left = std::time::Duration::from_micros(until - now);
             if tokio::time::timeout(left, released).await.is_err() {
                 return;
@@ -192,6 +227,7 @@ impl Shared {
         let trace = Arc::new(trace);
         let mut subs = self.lock();
         let mut closed = false;
+        let mut crowded = false;
         for sub in &mut subs.alive {
             let queued = Queued {
                 lost: sub.lost,
@@ -203,6 +239,12 @@ impl Shared {
                 // Its task ended (name gone, connection closed) before it could remove itself.
                 Err(TrySendError::Closed(_)) => closed = true,
             }
+            // A card session's hold ends once a queue is three quarters full, so that a long
+            // session's trace is sent rather than dropped.
+            crowded |= sub.queue.capacity() < sub.queue.max_capacity() / 4;
+        }
+        if crowded {
+            self.release_session();
         }
         if closed {
             subs.alive.retain(|s| !s.queue.is_closed());
@@ -308,6 +350,19 @@ impl MonitorHandle {
             service_id: service_id.into(),
             apdu: apdu.into(),
         });
+    }
+
+    /// A card session opened (RF_INTF_ACTIVATED_NTF in listen mode): hold the subscribers'
+    /// signals back until [`MonitorHandle::session_ended`] (at most [`MAX_SESSION_HOLD`]; see
+    /// the module documentation). Recorded also without subscribers, for one who subscribes
+    /// during the session.
+    pub fn session_started(&self) {
+        self.shared.hold_session(monotonic_us());
+    }
+
+    /// The card session ended: send its trace.
+    pub fn session_ended(&self) {
+        self.shared.release_session();
     }
 
     /// The connection `unique_name` left the bus: end its subscription, if it had one. Events
@@ -730,6 +785,106 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), h.shared.wait_released())
             .await
             .expect("no hold, no wait");
+    }
+
+    /// Whether a task waiting for the release is still waiting after a few turns of the
+    /// runtime.
+    async fn still_held(waiter: &tokio::task::JoinHandle<()>) -> bool {
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        !waiter.is_finished()
+    }
+
+    fn waiter(h: &MonitorHandle) -> tokio::task::JoinHandle<()> {
+        let shared = Arc::clone(&h.shared);
+        tokio::spawn(async move { shared.wait_released().await })
+    }
+
+    /// A card session holds the signals back across its APDU exchanges until it ends.
+    #[tokio::test]
+    async fn signals_wait_for_the_end_of_a_card_session() {
+        let h = handle();
+        let _rx = subscribe(&h.shared, ":1.7", 64);
+        h.session_started();
+        let waiter = waiter(&h);
+        assert!(still_held(&waiter).await, "held from the activation");
+        h.apdu(
+            ApduDirection::Command,
+            "org.example",
+            &[0x00, 0xA4, 0x04, 0x00],
+        );
+        h.apdu(ApduDirection::Response, "org.example", &[0x90, 0x00]);
+        assert!(
+            still_held(&waiter).await,
+            "an answer does not end the session's hold"
+        );
+        h.session_ended();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("released by the end of the session")
+            .expect("waiter");
+    }
+
+    /// An APDU still with a service when its session's hold ends keeps its own hold.
+    #[tokio::test]
+    async fn the_end_of_a_session_leaves_an_apdu_hold_in_force() {
+        let h = handle();
+        let _rx = subscribe(&h.shared, ":1.7", 64);
+        h.session_started();
+        h.apdu(
+            ApduDirection::Command,
+            "org.example",
+            &[0x80, 0xCA, 0x00, 0x00],
+        );
+        let waiter = waiter(&h);
+        h.session_ended();
+        assert!(still_held(&waiter).await, "the APDU is still out");
+        h.apdu(ApduDirection::Response, "org.example", &[0x90, 0x00]);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("released by the answer")
+            .expect("waiter");
+    }
+
+    /// A session's hold ends when a subscriber's queue is three quarters full, before anything
+    /// is dropped.
+    #[tokio::test]
+    async fn a_crowded_queue_ends_the_session_hold() {
+        let h = handle();
+        let mut rx = subscribe(&h.shared, ":1.7", QUEUE_CAPACITY);
+        h.session_started();
+        let waiter = waiter(&h);
+        let mut sent = 0usize;
+        while QUEUE_CAPACITY - sent >= QUEUE_CAPACITY / 4 {
+            assert!(still_held(&waiter).await, "held with {sent} queued");
+            h.nci(NciDirection::Rx, &[0x60, 0x06, 0x03, 0x01, 0x00, 0x01]);
+            sent += 1;
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("released before the queue fills")
+            .expect("waiter");
+        assert_eq!(h.shared.session_since.load(Ordering::Relaxed), 0);
+        let mut queued = 0;
+        while let Ok(item) = rx.try_recv() {
+            assert_eq!(item.lost, 0);
+            queued += 1;
+        }
+        assert_eq!(queued, sent, "nothing dropped");
+    }
+
+    /// A session that outlasts MAX_SESSION_HOLD gets its trace live.
+    #[tokio::test]
+    async fn a_session_hold_expires() {
+        let h = handle();
+        let _rx = subscribe(&h.shared, ":1.7", 8);
+        let max = u64::try_from(MAX_SESSION_HOLD.as_micros()).unwrap_or(0);
+        h.shared
+            .hold_session(monotonic_us().saturating_sub(max + 1_000).max(1));
+        tokio::time::timeout(std::time::Duration::from_secs(1), h.shared.wait_released())
+            .await
+            .expect("an expired session hold does not wait");
     }
 
     #[test]

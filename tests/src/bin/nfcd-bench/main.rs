@@ -328,6 +328,19 @@ fn long_command() -> Vec<u8> {
     c
 }
 
+/// Most commands after the SELECT in one tap of parts 1 and 2: a few times an EMV
+/// transaction's 6–8 APDUs, and few enough for nfcd's monitor to hold the whole tap's trace
+/// (NCI packets, credits and APDUs: at most 9 events per 261-octet APDU) back until the tap
+/// ends, as it does for any transaction (doc/monitor-api.md).
+const APDUS_PER_TAP: usize = 25;
+
+/// The commands of each tap that sends `count` in all, [`APDUS_PER_TAP`] at most per tap.
+fn tap_sizes(count: usize) -> impl Iterator<Item = usize> {
+    (0..count)
+        .step_by(APDUS_PER_TAP)
+        .map(move |sent| (count - sent).min(APDUS_PER_TAP))
+}
+
 /// A tap: SELECT `aid`, then `command` `count` times, every answer `90 00`.
 async fn tap(rig: &Rig, aid: &[u8], command: &[u8], count: usize) -> Result<TapReport, String> {
     let mut script = Apdus::new("bench").select(aid, SW_OK);
@@ -425,21 +438,32 @@ async fn apdu_overhead(
         };
         for (s, (_, command, _)) in sizes.iter().enumerate() {
             for (p, aid) in [DBUS_AID, CHANNEL_AID].iter().enumerate() {
+                let mut traced = Vec::new();
                 trace.subscribe().await?;
-                let report = tap(rig, aid, command, count).await?;
-                let events = trace.take_tap().await?;
+                for n in tap_sizes(count) {
+                    let report = tap(rig, aid, command, n).await?;
+                    let events = trace.take_tap().await?;
+                    let tap = TapTrace::parse(&events).ok_or("no activation in the trace")?;
+                    traced.push((tap, report));
+                }
                 trace.unsubscribe().await?;
-                let traced = TapTrace::parse(&events).ok_or("no activation in the trace")?;
-                let plain = tap(rig, aid, command, count).await?;
+                let mut plain = Vec::new();
+                for n in tap_sizes(count) {
+                    plain.push(tap(rig, aid, command, n).await?);
+                }
                 let hop = if p == 0 { zbus.clone() } else { Hop::Seqpacket };
                 let bare = client.measure(hop, command, count).await?;
                 if round == 0 {
                     continue;
                 }
                 let set = &mut samples[s][p];
-                set.add_traced(&traced, &report);
-                set.reader_unmonitored
-                    .extend(plain.apdus.iter().skip(1).map(|r| r.latency()));
+                for (tap, report) in &traced {
+                    set.add_traced(tap, report);
+                }
+                for report in &plain {
+                    set.reader_unmonitored
+                        .extend(report.apdus.iter().skip(1).map(|r| r.latency()));
+                }
                 set.bare.extend(bare);
             }
         }
