@@ -21,6 +21,7 @@ fn series_keys() -> Vec<String> {
             for what in [
                 "nfcd",
                 "bare",
+                "bare_paced",
                 "inbound",
                 "hop",
                 "outbound",
@@ -62,6 +63,8 @@ fn positive_keys() -> Vec<String> {
         for size in ["short", "long"] {
             keys.push(format!("{path}.{size}.ratio_median"));
             keys.push(format!("{path}.{size}.ratio_p99"));
+            keys.push(format!("{path}.{size}.ratio_paced_median"));
+            keys.push(format!("{path}.{size}.ratio_paced_p99"));
         }
     }
     for size in ["short", "long"] {

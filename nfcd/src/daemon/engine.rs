@@ -367,8 +367,9 @@ impl Engine {
                     transport.discard_input().await?;
                 }
                 self.trace(">", &packet);
+                let handed_at = self.served.monitor.stamp();
                 transport.send(&packet).await?;
-                self.served.monitor.nci(NciDirection::Tx, &packet);
+                self.served.monitor.nci_sent(&packet, handed_at);
             }
             if let Some((id, aid)) = self.announce.take() {
                 let adapter = self.served.adapter.clone();

@@ -313,14 +313,37 @@ impl MonitorHandle {
     }
 
     /// Report one NCI packet (3-byte header and payload, NCI 1.0 §3.4 / NCI 2.0 §3.4; one call
-    /// per segment, NCI 1.0 §3.5) that just crossed the transport: `Tx` once a write completed,
-    /// `Rx` when a read returned. Emitted as `Nci`.
+    /// per segment, NCI 1.0 §3.5) that crossed the transport just now: `Rx` when a read
+    /// returned. A packet written is reported with [`MonitorHandle::nci_sent`]. Emitted as
+    /// `Nci`.
     pub fn nci(&self, direction: NciDirection, packet: &[u8]) {
+        self.publish_nci(direction, packet, self.stamp());
+    }
+
+    /// The time at which a packet is handed to the transport, for
+    /// [`MonitorHandle::nci_sent`]; `None` (and no clock read) without subscribers.
+    pub fn stamp(&self) -> Option<u64> {
+        self.active().then(monotonic_us)
+    }
+
+    /// Report one NCI packet whose write to the transport, started at `handed_at` (from
+    /// [`MonitorHandle::stamp`] just before the write), succeeded: emitted as `Nci` `tx` with
+    /// that time. A packet leaves nfcd when it is handed to the kernel, as a read's packet
+    /// arrives when the read returns; the write's own duration (a pty's flip-buffer work, an
+    /// I²C transfer) is the transport's, like the read's.
+    pub fn nci_sent(&self, packet: &[u8], handed_at: Option<u64>) {
+        self.publish_nci(NciDirection::Tx, packet, handed_at);
+    }
+
+    fn publish_nci(&self, direction: NciDirection, packet: &[u8], at: Option<u64>) {
+        let Some(timestamp_us) = at else {
+            return;
+        };
         if !self.active() {
             return;
         }
         self.shared.publish(Trace::Nci {
-            timestamp_us: monotonic_us(),
+            timestamp_us,
             direction,
             packet: packet.into(),
         });
@@ -885,6 +908,29 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), h.shared.wait_released())
             .await
             .expect("an expired session hold does not wait");
+    }
+
+    /// A packet written is stamped when it was handed to the transport, not when it is
+    /// reported; a stamp taken without subscribers reports nothing.
+    #[test]
+    fn a_sent_packet_carries_the_time_it_was_handed_over() {
+        let h = handle();
+        assert_eq!(h.stamp(), None, "no clock read without subscribers");
+        let mut rx = subscribe(&h.shared, ":1.7", 4);
+        h.nci_sent(&[0x20, 0x00, 0x01, 0x01], None);
+        assert!(
+            rx.try_recv().is_err(),
+            "stamped before anyone subscribed: not reported"
+        );
+        let handed_at = h.stamp().expect("a subscriber: a stamp");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        h.nci_sent(&[0x20, 0x00, 0x01, 0x01], Some(handed_at));
+        let item = rx.try_recv().expect("reported");
+        assert_eq!(item.trace.timestamp_us(), handed_at);
+        match &*item.trace {
+            Trace::Nci { direction, .. } => assert_eq!(*direction, NciDirection::Tx),
+            other => panic!("expected a packet, got {other:?}"),
+        }
     }
 
     #[test]

@@ -341,6 +341,27 @@ fn tap_sizes(count: usize) -> impl Iterator<Item = usize> {
         .map(move |sent| (count - sent).min(APDUS_PER_TAP))
 }
 
+/// How long nfcd sits idle between two commands of a tap: the reader's round trip (untraced
+/// taps) less nfcd's own interval (traced taps), medians. The paced bare echo leaves its two
+/// processes idle as long before each exchange.
+fn idle_between_apdus(traced: &[(TapTrace, TapReport)], plain: &[TapReport]) -> Duration {
+    let reader: Vec<Duration> = plain
+        .iter()
+        .flat_map(|r| r.apdus.iter().skip(1).map(|a| a.latency()))
+        .collect();
+    let inside: Vec<Duration> = traced
+        .iter()
+        .flat_map(|(t, _)| t.apdus.iter().skip(1).map(|a| a.overhead()))
+        .collect();
+    median_duration(&reader).saturating_sub(median_duration(&inside))
+}
+
+fn median_duration(samples: &[Duration]) -> Duration {
+    Summary::of(samples).map_or(Duration::ZERO, |s| {
+        Duration::from_secs_f64(s.median_us / 1e6)
+    })
+}
+
 /// A tap: SELECT `aid`, then `command` `count` times, every answer `90 00`.
 async fn tap(rig: &Rig, aid: &[u8], command: &[u8], count: usize) -> Result<TapReport, String> {
     let mut script = Apdus::new("bench").select(aid, SW_OK);
@@ -377,6 +398,9 @@ struct PathSamples {
     reader: Vec<Duration>,
     reader_unmonitored: Vec<Duration>,
     bare: Vec<Duration>,
+    bare_paced: Vec<Duration>,
+    /// The pause before each exchange of the paced bare echo, one per round.
+    pauses: Vec<Duration>,
     lost_taps: usize,
 }
 
@@ -452,7 +476,9 @@ async fn apdu_overhead(
                     plain.push(tap(rig, aid, command, n).await?);
                 }
                 let hop = if p == 0 { zbus.clone() } else { Hop::Seqpacket };
-                let bare = client.measure(hop, command, count).await?;
+                let bare = client.measure(hop.clone(), command, count).await?;
+                let pause = idle_between_apdus(&traced, &plain);
+                let paced = client.measure_paced(hop, command, count, pause).await?;
                 if round == 0 {
                     continue;
                 }
@@ -465,6 +491,8 @@ async fn apdu_overhead(
                         .extend(report.apdus.iter().skip(1).map(|r| r.latency()));
                 }
                 set.bare.extend(bare);
+                set.bare_paced.extend(paced);
+                set.pauses.push(pause);
             }
         }
         if round > 0 {
@@ -512,9 +540,34 @@ async fn apdu_overhead(
                     "×",
                     ratio_limit,
                 );
-                if p == 1 {
-                    section.target(&key("median"), "  nfcd median", nfcd.median_us, "µs", 60.0);
-                }
+            }
+            let pause = median_duration(&set.pauses);
+            let paced = section.series(
+                &key("bare_paced"),
+                &format!(
+                    "{bare_label}, {octets}, paced like the tap ({} µs idle before each)",
+                    pause.as_micros()
+                ),
+                &set.bare_paced,
+            );
+            if let (Some(nfcd), Some(paced)) = (nfcd, paced) {
+                section.target(
+                    &key("ratio_paced_median"),
+                    "  ratio nfcd / bare paced like the tap, median",
+                    nfcd.median_us / paced.median_us,
+                    "×",
+                    ratio_limit,
+                );
+                section.target(
+                    &key("ratio_paced_p99"),
+                    "  ratio nfcd / bare paced like the tap, p99",
+                    nfcd.p99_us / paced.p99_us,
+                    "×",
+                    ratio_limit,
+                );
+            }
+            if let (Some(nfcd), 1) = (nfcd, p) {
+                section.target(&key("median"), "  nfcd median", nfcd.median_us, "µs", 60.0);
             }
             section.series(
                 &key("inbound"),
@@ -528,7 +581,7 @@ async fn apdu_overhead(
             );
             section.series(
                 &key("outbound"),
-                "  of which answer back → first packet written",
+                "  of which answer back → first packet handed to the transport",
                 &set.outbound,
             );
             let monitored = section.series(

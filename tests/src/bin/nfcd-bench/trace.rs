@@ -10,7 +10,7 @@
 //! - `rx_last`: the read of the last data packet of the C-APDU returned (NCI 1.0 §3.5: PBF 0);
 //! - `command`: nfcd resolved the APDU and hands it to the service (`Apdu` `command`);
 //! - `response`: the service's answer is back in nfcd (`Apdu` `response`);
-//! - `tx_first`: the write of the first data packet of the R-APDU completed.
+//! - `tx_first`: the first data packet of the R-APDU handed to the transport's write.
 //!
 //! All four are nfcd's `CLOCK_MONOTONIC` in µs, taken on nfcd's thread where the event
 //! happened. What this module does not do: decode more of NCI than the header octets that tell
@@ -187,7 +187,7 @@ pub struct ApduTimes {
     pub command: Option<u64>,
     /// Answer back from the service.
     pub response: Option<u64>,
-    /// First R-APDU packet written.
+    /// First R-APDU packet handed to the transport.
     pub tx_first: u64,
 }
 
@@ -211,7 +211,7 @@ impl ApduTimes {
         }
     }
 
-    /// From the answer to the write of its first packet.
+    /// From the answer to the hand-over of its first packet to the transport.
     pub fn outbound(&self) -> Option<Duration> {
         self.response
             .map(|r| Duration::from_micros(self.tx_first.saturating_sub(r)))
@@ -230,7 +230,7 @@ pub struct TapTrace {
     pub activated: u64,
     /// Every APDU, in order.
     pub apdus: Vec<ApduTimes>,
-    /// Time from each CORE_CONN_CREDITS_NTF read to the next data packet it let nfcd write
+    /// Time from each CORE_CONN_CREDITS_NTF read to the next data packet it let nfcd send
     /// (the later segments of a long R-APDU): nfcd's own work too.
     pub credit_turns: Vec<Duration>,
     /// Every NCI packet from the activation to the last R-APDU packet: (direction, length).
