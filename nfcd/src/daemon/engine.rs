@@ -71,8 +71,14 @@ impl std::fmt::Display for AppFailure {
 struct InFlight {
     key: ServiceKey,
     via_channel: bool,
+    /// When the per-APDU deadline passes.
+    due: Instant,
     fut: AppFuture,
 }
+
+/// Where the deadline timer rests while no call is in flight: far enough never to fire in
+/// practice (0 wake-ups when idle), near enough for tokio's timer wheel.
+const TIMER_AT_REST: Duration = Duration::from_secs(24 * 3600);
 
 /// What a transaction (one service selected during one card session) has done so far.
 struct Transaction {
@@ -200,6 +206,10 @@ impl Engine {
         let mut inflight: Option<InFlight> = None;
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         let mut devices = DeviceWatches::new(&self.config.transport);
+        // One timer for every call's deadline, moved rather than created per call: a new timer
+        // earlier than all others wakes tokio's driver through its eventfd, while moving a
+        // pending one later costs nothing, and each call's deadline is later than the last's.
+        let mut deadline = Box::pin(tokio::time::sleep(TIMER_AT_REST));
         loop {
             if transport.is_none() {
                 self.maybe_open(&mut transport).await;
@@ -227,6 +237,11 @@ impl Engine {
                 None
             };
             let retry_at = self.retry.map(|(at, _)| at);
+            if let Some(call) = inflight.as_ref() {
+                if deadline.deadline() != call.due {
+                    deadline.as_mut().reset(call.due);
+                }
+            }
             tokio::select! {
                 biased;
                 _ = sigterm.recv() => break,
@@ -244,6 +259,18 @@ impl Engine {
                     if let Some(call) = inflight.take() {
                         self.on_answer(call, res).await;
                     }
+                }
+                () = deadline.as_mut() => {
+                    let now = Instant::now();
+                    match inflight.take() {
+                        Some(call) if call.due <= now => {
+                            let late = AppFailure::Deadline(self.deadline);
+                            self.on_answer(call, Err(late)).await;
+                        }
+                        call => inflight = call,
+                    }
+                    let next = inflight.as_ref().map_or(now + TIMER_AT_REST, |c| c.due);
+                    deadline.as_mut().reset(next);
                 }
                 _ = sleep_until(ctl_at) => {
                     let now = self.now();
@@ -563,34 +590,29 @@ impl Engine {
     }
 
     /// Start the wallet call for one APDU, through its channel if it opened one.
+    /// The deadline is kept by [`Engine::run`]'s timer, not by the call.
     fn call(&self, key: ServiceKey, apdu: Vec<u8>) -> InFlight {
-        let deadline = self.deadline;
+        let due = Instant::now() + self.deadline;
         if let Some(channel) = self.channels.get(&key).cloned() {
-            let fut = async move {
-                match tokio::time::timeout(deadline, channel.exchange(&apdu)).await {
-                    Ok(Ok(rsp)) => Ok(rsp),
-                    Ok(Err(e)) => Err(AppFailure::Channel(e)),
-                    Err(_) => Err(AppFailure::Deadline(deadline)),
-                }
-            };
+            let fut = async move { channel.exchange(&apdu).await.map_err(AppFailure::Channel) };
             return InFlight {
                 key,
                 via_channel: true,
+                due,
                 fut: Box::pin(fut),
             };
         }
         let host = self.host.clone();
         let (owner, path) = (key.owner.clone(), key.path.clone());
         let fut = async move {
-            match tokio::time::timeout(deadline, host.process_apdu(&owner, &path, &apdu)).await {
-                Ok(Ok(rsp)) => Ok(rsp),
-                Ok(Err(e)) => Err(AppFailure::Call(e)),
-                Err(_) => Err(AppFailure::Deadline(deadline)),
-            }
+            host.process_apdu(&owner, &path, &apdu)
+                .await
+                .map_err(AppFailure::Call)
         };
         InFlight {
             key,
             via_channel: false,
+            due,
             fut: Box::pin(fut),
         }
     }
