@@ -520,30 +520,11 @@ fn open_retries(rig: &Rig) -> Vec<u64> {
         .collect()
 }
 
-/// Wait (at most `limit`) until `look` finds what it looks for in nfcd's log. The log is a
-/// file: it is looked at every 20 ms.
-async fn wait_log<T>(
-    what: &str,
-    rig: &Rig,
-    limit: Duration,
-    look: impl Fn(&str) -> Option<T>,
-) -> T {
-    within(what, limit, async {
-        loop {
-            if let Some(found) = look(&rig.nfcd_log()) {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-}
-
 /// Wait until nfcd has logged `count` failed attempts to open the transport; their retry
 /// delays.
 async fn wait_open_retries(label: &str, rig: &Rig, count: usize) -> Vec<u64> {
     let what = format!("{label}: {count} failed attempts to reopen");
-    wait_log(&what, rig, WAIT, |_| {
+    rig.wait_log(&what, WAIT, |_| {
         let retries = open_retries(rig);
         (retries.len() >= count).then_some(retries)
     })
@@ -660,18 +641,19 @@ async fn controller_never_answers_at_start_up() {
     let bench = Bench::on(rig).await;
     // The controller's own attempts give up after the first start and five re-initialisations,
     // each a command timeout (1 s) plus a back-off; then nfcd resets and starts again.
-    let restarted = wait_log(
-        &format!("{label}: nfcd giving up once and starting again"),
-        &bench.rig,
-        Duration::from_secs(15),
-        |log| {
-            let gave_up = log.find("gave up re-initialising; resetting it in ")?;
-            log[gave_up..]
-                .contains("resetting the controller and starting again")
-                .then(|| reinit_attempts(&log[..gave_up]))
-        },
-    )
-    .await;
+    let restarted = bench
+        .rig
+        .wait_log(
+            &format!("{label}: nfcd giving up once and starting again"),
+            Duration::from_secs(15),
+            |log| {
+                let gave_up = log.find("gave up re-initialising; resetting it in ")?;
+                log[gave_up..]
+                    .contains("resetting the controller and starting again")
+                    .then(|| reinit_attempts(&log[..gave_up]))
+            },
+        )
+        .await;
     eprintln!("{label}: re-initialisations before giving up (attempt, back-off ms): {restarted:?}");
     let delays: Vec<u64> = restarted.iter().map(|(_, ms)| *ms).collect();
     assert!(

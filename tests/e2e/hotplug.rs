@@ -81,10 +81,10 @@ async fn pty_behind_a_symlink_goes_away_and_comes_back() {
     wait_default(rig.manager(), "transit", TRANSIT_ID).await;
 
     // nfcd keeps trying the link, each wait twice the one before: 100, 200, 400, 800 ms.
-    wait_log(
-        &rig,
+    rig.wait_log(
         "nfcd retrying the link with an 800 ms back-off",
-        |log| retry_delays(log).contains(&800),
+        WAIT,
+        |log| retry_delays(log).contains(&800).then_some(()),
     )
     .await;
     let absent_for = unplugged.elapsed();
@@ -249,16 +249,16 @@ async fn kernel_remove_behind_a_link_keeps_retrying_until_it_returns_elsewhere()
     tty.uevent("remove");
     std::fs::remove_file(&link).unwrap_or_else(|e| panic!("removing {}: {e}", link.display()));
     let removed = "controller device removed; reopening its link with back-off";
-    wait_log(&rig, "nfcd handling the remove uevent", |log| {
-        log.contains(removed)
+    rig.wait_log("nfcd handling the remove uevent", WAIT, |log| {
+        log.contains(removed).then_some(())
     })
     .await;
     let tried = |log: &str| {
         log.split_once(removed)
             .map_or(0, |(_, after)| retry_delays(after).len())
     };
-    wait_log(&rig, "nfcd still retrying after the removal", |log| {
-        tried(log) >= 2
+    rig.wait_log("nfcd still retrying after the removal", WAIT, |log| {
+        (tried(log) >= 2).then_some(())
     })
     .await;
     assert_back_off(&retry_delays(&rig.nfcd_log()));
@@ -408,27 +408,6 @@ fn assert_back_off(delays: &[u64]) {
     assert_eq!(delays.first(), Some(&FIRST_RETRY_MS), "{delays:?}");
     for pair in delays.windows(2) {
         assert_eq!(pair[1], (pair[0] * 2).min(MAX_RETRY_MS), "{delays:?}");
-    }
-}
-
-/// Wait (at most [`WAIT`]) until nfcd's log satisfies `want`.
-async fn wait_log(rig: &Rig, what: &str, want: impl Fn(&str) -> bool) {
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            if want(&rig.nfcd_log()) {
-                return;
-            }
-            // The log is a file written by another process: nothing to wait on but time.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    if found.is_err() {
-        panic!(
-            "{what}: not within {} ms; nfcd's log:\n{}",
-            WAIT.as_millis(),
-            rig.nfcd_log()
-        );
     }
 }
 

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use nfcd::simhost::{
     Profile, Pty, SimError, SimHandle, SimHost, SimOptions, TapOptions, TapReport, TapScript,
@@ -90,7 +91,7 @@ pub fn no_air_time() -> SimOptions {
 }
 
 /// The reader's round trip of exchange `index` of `report`.
-pub fn latency(report: &TapReport, index: usize) -> std::time::Duration {
+pub fn latency(report: &TapReport, index: usize) -> Duration {
     match report.apdus.get(index) {
         Some(record) => record.latency(),
         None => panic!(
@@ -433,7 +434,7 @@ impl Rig {
             loop {
                 match host.serve_tcp(addr).await {
                     Ok(served) => break served,
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             }
         })
@@ -505,6 +506,33 @@ impl Rig {
     /// Everything the running nfcd logged so far.
     pub fn nfcd_log(&self) -> String {
         self.nfcd.log()
+    }
+
+    /// Wait up to `limit` until `look` finds what it wants in nfcd's log; panics with `what`
+    /// and the log otherwise. The log is a file written by another process: nothing to wait
+    /// on but time, so it is read again every 20 ms.
+    pub async fn wait_log<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        look: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let found = tokio::time::timeout(limit, async {
+            loop {
+                if let Some(found) = look(&self.nfcd_log()) {
+                    return found;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "{what}: not within {} ms; nfcd's log:\n{}",
+                limit.as_millis(),
+                self.nfcd_log()
+            )
+        })
     }
 
     /// Start a wallet without waiting for it.
