@@ -7,12 +7,21 @@
 //! at once without blocking; only when one finds the descriptor full does the writer wait, on a
 //! duplicate from [`write_waiter`] registered for writability for as long as that write waits.
 //!
+//! A read that returns less than it asked for drained the descriptor, so [`read_some`] clears
+//! readiness after it instead of leaving the next poll to read again until `EAGAIN`. On Linux
+//! that extra read is not only a wasted call: a non-blocking read of a tty that finds no input
+//! first waits for the tty's flip-buffer work to finish (`n_tty_read` →
+//! `tty_buffer_flush_work`), which put nfcd to sleep in the kernel for 10–20 µs after most
+//! packets from a pty (seen with `perf sched timehist`). Input that arrives after the read
+//! raises a new edge, and tokio only clears readiness that no newer event has set
+//! (`AsyncFdReadyGuard::clear_ready`), so nothing is missed.
+//!
 //! This module does not write anything itself: each user keeps its own write loop and errors.
 
 use std::io;
 use std::os::fd::OwnedFd;
 
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 use tokio::io::Interest;
 
 /// `fd` registered with the reactor for readability alone. Must run inside a tokio runtime.
@@ -29,4 +38,19 @@ pub(crate) fn write_waiter(fd: &OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which keeps it open
     // (and its number the same) until it is dropped.
     unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }.map_err(io::Error::from)
+}
+
+/// One `read(2)` into `buf` on the descriptor behind `guard`, as `try_io` makes it (`Err` when
+/// it would block, readiness cleared), and readiness cleared too when it returned less than
+/// `buf` holds (see the module documentation).
+pub(crate) fn read_some(
+    guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+    buf: &mut [u8],
+) -> Result<io::Result<usize>, TryIoError> {
+    let wanted = buf.len();
+    let read = guard.try_io(|fd| Ok(nix::unistd::read(fd.get_ref(), buf)?));
+    if matches!(read, Ok(Ok(n)) if n < wanted) {
+        guard.clear_ready();
+    }
+    read
 }

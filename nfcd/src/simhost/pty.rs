@@ -94,15 +94,8 @@ impl AsyncRead for PtyMaster {
     ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            let wanted = unfilled.len();
-            match guard.try_io(|fd| Ok(nix::unistd::read(fd.get_ref(), unfilled)?)) {
+            match crate::readiness::read_some(&mut guard, buf.initialize_unfilled()) {
                 Ok(Ok(n)) => {
-                    if n < wanted {
-                        // Drained: no read to EAGAIN, which would wait for the tty's
-                        // flip-buffer work (see `crate::transport::uart`).
-                        guard.clear_ready();
-                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }

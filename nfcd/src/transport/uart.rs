@@ -10,14 +10,9 @@
 //!
 //! The line is registered with the reactor for readability only, and a packet that finds it
 //! full waits on a duplicate registered for writability (`crate::readiness` says why).
-//!
-//! A read that returns less than it asked for drained the line, so the transport waits for the
-//! next readiness event instead of reading again until `EAGAIN`: on Linux a non-blocking read
-//! of a tty that finds no input first waits for the tty's flip-buffer work to finish
-//! (`n_tty_read` → `tty_buffer_flush_work`), which put nfcd to sleep in the kernel for
-//! 10–20 µs after most packets from a pty (seen with `perf sched timehist`). Input that arrives
-//! after the read raises a new edge, and the reactor only clears readiness that no newer event
-//! has set (`AsyncFdReadyGuard::clear_ready`), so nothing is missed.
+//! A read that returns less than it asked for drained the line: the transport then waits for
+//! the next readiness event instead of reading again until `EAGAIN`, which on a tty waits for
+//! the kernel's flip-buffer work (`crate::readiness::read_some` says more).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -201,17 +196,9 @@ impl Transport for UartTransport {
                 .readable()
                 .await
                 .map_err(|e| TransportError::io(format!("{}: poll", self.describe), e))?;
-            let spare = self.rx.spare_mut();
-            let wanted = spare.len();
-            match guard.try_io(|fd| Ok(nix::unistd::read(fd.get_ref(), spare)?)) {
+            match crate::readiness::read_some(&mut guard, self.rx.spare_mut()) {
                 Ok(Ok(0)) => return Err(self.closed("end of file")),
-                Ok(Ok(n)) => {
-                    self.rx.commit(n);
-                    if n < wanted {
-                        // Drained (see the module documentation): no read to EAGAIN.
-                        guard.clear_ready();
-                    }
-                }
+                Ok(Ok(n)) => self.rx.commit(n),
                 Ok(Err(e)) if e.raw_os_error() == Some(Errno::EINTR as i32) => {}
                 // Linux reports a pty whose master side closed, and a vanished serial
                 // adapter, as EIO on read.
