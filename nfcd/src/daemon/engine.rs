@@ -262,12 +262,9 @@ impl Engine {
                 }
                 () = deadline.as_mut() => {
                     let now = Instant::now();
-                    match inflight.take() {
-                        Some(call) if call.due <= now => {
-                            let late = AppFailure::Deadline(self.deadline);
-                            self.on_answer(call, Err(late)).await;
-                        }
-                        call => inflight = call,
+                    if let Some(call) = inflight.take_if(|call| call.due <= now) {
+                        let late = AppFailure::Deadline(self.deadline);
+                        self.on_answer(call, Err(late)).await;
                     }
                     let next = inflight.as_ref().map_or(now + TIMER_AT_REST, |c| c.due);
                     deadline.as_mut().reset(next);
