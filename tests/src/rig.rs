@@ -595,16 +595,11 @@ impl Rig {
         let old_owner = bus::name_owner(&self.conn, BUS_NAME).await;
         self.nfcd.stop().await;
         self.nfcd.assert_log_clean();
-        let log = self
-            .scratch
-            .join(&format!("nfcd-{}.log", self.stopped.len() + 2));
-        let old = std::mem::replace(&mut self.nfcd, Nfcd::spawn(&self.args, log));
-        self.stopped.push(old);
-        let (manager, adapter) = await_nfcd(&self.conn, &mut self.nfcd, old_owner).await;
-        self.manager = manager;
-        self.adapter = adapter;
-        self.wait_discovering("the virtual controller discovering after the restart")
-            .await;
+        self.spawn_again(
+            old_owner,
+            "the virtual controller discovering after the restart",
+        )
+        .await;
     }
 
     /// nfcd's state directory (`--state-dir`).
@@ -633,6 +628,16 @@ impl Rig {
     /// directory; returns once the new one (another owner than `old_owner`) is up as after
     /// [`Rig::start`].
     pub async fn respawn_nfcd(&mut self, old_owner: Option<String>) {
+        self.spawn_again(
+            old_owner,
+            "the virtual controller discovering after the respawn",
+        )
+        .await;
+    }
+
+    /// Start nfcd again in place of the one that ended (kept for its log), with a log file of
+    /// its own; wait for it to own the bus name (another owner than `old_owner`) and discover.
+    async fn spawn_again(&mut self, old_owner: Option<String>, what: &str) {
         let log = self
             .scratch
             .join(&format!("nfcd-{}.log", self.stopped.len() + 2));
@@ -641,8 +646,7 @@ impl Rig {
         let (manager, adapter) = await_nfcd(&self.conn, &mut self.nfcd, old_owner).await;
         self.manager = manager;
         self.adapter = adapter;
-        self.wait_discovering("the virtual controller discovering after the respawn")
-            .await;
+        self.wait_discovering(what).await;
     }
 
     /// End of the test: stop nfcd with SIGTERM, check it exited 0, and that no log of any of
