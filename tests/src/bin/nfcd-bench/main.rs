@@ -341,19 +341,31 @@ fn tap_sizes(count: usize) -> impl Iterator<Item = usize> {
         .map(move |sent| (count - sent).min(APDUS_PER_TAP))
 }
 
-/// How long nfcd sits idle between two commands of a tap: the reader's round trip (untraced
-/// taps) less nfcd's own interval (traced taps), medians. The paced bare echo leaves its two
-/// processes idle as long before each exchange.
-fn idle_between_apdus(traced: &[(TapTrace, TapReport)], plain: &[TapReport]) -> Duration {
-    let reader: Vec<Duration> = plain
-        .iter()
-        .flat_map(|r| r.apdus.iter().skip(1).map(|a| a.latency()))
-        .collect();
+/// How long nfcd sits idle between two commands of a tap: the reader's round trip (`reader`,
+/// untraced taps) less nfcd's own interval (traced taps), medians. The paced bare echo leaves
+/// its two processes idle as long before each exchange.
+fn idle_between_apdus(traced: &[(TapTrace, TapReport)], reader: &[Duration]) -> Duration {
     let inside: Vec<Duration> = traced
         .iter()
         .flat_map(|(t, _)| t.apdus.iter().skip(1).map(|a| a.overhead()))
         .collect();
-    median_duration(&reader).saturating_sub(median_duration(&inside))
+    median_duration(reader).saturating_sub(median_duration(&inside))
+}
+
+/// The targets `<key>_median` and `<key>_p99`: nfcd's figure over the comparator's `what`.
+fn ratios(section: &mut Section, key: &str, what: &str, nfcd: Summary, bare: Summary, limit: f64) {
+    for (stat, ours, theirs) in [
+        ("median", nfcd.median_us, bare.median_us),
+        ("p99", nfcd.p99_us, bare.p99_us),
+    ] {
+        section.target(
+            &format!("{key}_{stat}"),
+            &format!("  ratio nfcd / {what}, {stat}"),
+            ours / theirs,
+            "×",
+            limit,
+        );
+    }
 }
 
 fn median_duration(samples: &[Duration]) -> Duration {
@@ -475,9 +487,13 @@ async fn apdu_overhead(
                 for n in tap_sizes(count) {
                     plain.push(tap(rig, aid, command, n).await?);
                 }
+                let plain_rtt: Vec<Duration> = plain
+                    .iter()
+                    .flat_map(|r| r.apdus.iter().skip(1).map(|a| a.latency()))
+                    .collect();
                 let hop = if p == 0 { zbus.clone() } else { Hop::Seqpacket };
                 let bare = client.measure(hop.clone(), command, count).await?;
-                let pause = idle_between_apdus(&traced, &plain);
+                let pause = idle_between_apdus(&traced, &plain_rtt);
                 let paced = client.measure_paced(hop, command, count, pause).await?;
                 if round == 0 {
                     continue;
@@ -486,10 +502,7 @@ async fn apdu_overhead(
                 for (tap, report) in &traced {
                     set.add_traced(tap, report);
                 }
-                for report in &plain {
-                    set.reader_unmonitored
-                        .extend(report.apdus.iter().skip(1).map(|r| r.latency()));
-                }
+                set.reader_unmonitored.extend(plain_rtt);
                 set.bare.extend(bare);
                 set.bare_paced.extend(paced);
                 set.pauses.push(pause);
@@ -526,20 +539,7 @@ async fn apdu_overhead(
             );
             let bare = section.series(&key("bare"), &format!("{bare_label}, {octets}"), &set.bare);
             if let (Some(nfcd), Some(bare)) = (nfcd, bare) {
-                section.target(
-                    &key("ratio_median"),
-                    "  ratio nfcd / bare, median",
-                    nfcd.median_us / bare.median_us,
-                    "×",
-                    ratio_limit,
-                );
-                section.target(
-                    &key("ratio_p99"),
-                    "  ratio nfcd / bare, p99",
-                    nfcd.p99_us / bare.p99_us,
-                    "×",
-                    ratio_limit,
-                );
+                ratios(section, &key("ratio"), "bare", nfcd, bare, ratio_limit);
             }
             let pause = median_duration(&set.pauses);
             let paced = section.series(
@@ -551,20 +551,8 @@ async fn apdu_overhead(
                 &set.bare_paced,
             );
             if let (Some(nfcd), Some(paced)) = (nfcd, paced) {
-                section.target(
-                    &key("ratio_paced_median"),
-                    "  ratio nfcd / bare paced like the tap, median",
-                    nfcd.median_us / paced.median_us,
-                    "×",
-                    ratio_limit,
-                );
-                section.target(
-                    &key("ratio_paced_p99"),
-                    "  ratio nfcd / bare paced like the tap, p99",
-                    nfcd.p99_us / paced.p99_us,
-                    "×",
-                    ratio_limit,
-                );
+                let what = "bare paced like the tap";
+                ratios(section, &key("ratio_paced"), what, nfcd, paced, ratio_limit);
             }
             if let (Some(nfcd), 1) = (nfcd, p) {
                 section.target(&key("median"), "  nfcd median", nfcd.median_us, "µs", 60.0);
