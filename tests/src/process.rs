@@ -537,9 +537,17 @@ impl Wallet {
             .await;
     }
 
-    /// Wait at most `limit` for the process to exit.
+    /// Wait at most `limit` for the process to exit and for everything it printed to be read
+    /// (its stdout's end), so that [`Wallet::lines`] then holds its last words.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        self.child.wait_exit(limit).await
+        let deadline = tokio::time::Instant::now() + limit;
+        let status = self.child.wait_exit(limit).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::timeout(left, self.output.wait_for(|o| o.closed))
+            .await
+            .ok()?
+            .ok()?;
+        Some(status)
     }
 
     /// Stop it with SIGTERM (the wallets unregister and exit 0); the exit status.
