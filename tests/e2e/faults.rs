@@ -18,7 +18,7 @@ use nfcd_e2e::bus::{
     Adapter1Proxy, ServiceInfo,
 };
 use nfcd_e2e::process::{Line, Wallet, WalletKind};
-use nfcd_e2e::rig::{Link, Rig, RigOptions};
+use nfcd_e2e::rig::{tap_options, Link, Rig, RigOptions};
 use nfcd_e2e::scripts::{Apdus, SW_OK};
 use nfcd_e2e::{hex, unhex, within, WAIT};
 use tokio::task::JoinHandle;
@@ -232,6 +232,9 @@ async fn reconnected(label: &str, sim: &SimHandle, cycles: u64) {
 }
 
 /// One fault in the middle of an EMV tap.
+/// How long the reader of the faulted taps waits for each answer.
+const READER_APDU_TIMEOUT: Duration = Duration::from_millis(500);
+
 struct Case {
     label: &'static str,
     fault: Fault,
@@ -250,7 +253,14 @@ async fn run(case: Case) {
     let sim = bench.rig.sim();
     let fault = sim.arm_fault(case.fault.clone(), case.trigger);
     let watch = tokio::spawn(watch_recovery(sim.clone(), fault, case.recovery));
-    let report = bench.rig.tap(TapScript::Emv).await;
+    // The reader gives up on an APDU well before nfcd's credit timeout (1 s), as a terminal
+    // does (its frame waiting time is far shorter): with both at 1 s, which one ended a tap
+    // whose credit was lost depended on the machine's timing.
+    let options = TapOptions {
+        apdu_timeout: READER_APDU_TIMEOUT,
+        ..tap_options()
+    };
+    let report = bench.rig.tap_script_with(TapScript::Emv, options).await;
     assert_eq!(
         sim.fault_fired(fault),
         1,

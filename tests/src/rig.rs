@@ -571,9 +571,14 @@ impl Rig {
 
     /// Run a tap with a named script of the virtual reader, default options.
     pub async fn tap(&self, script: TapScript) -> TapReport {
+        self.tap_script_with(script, tap_options()).await
+    }
+
+    /// Run one of the built-in reader scripts with reader `options`.
+    pub async fn tap_script_with(&self, script: TapScript, options: TapOptions) -> TapReport {
         let sim = self.sim();
         within("RFST_DISCOVERY before the tap", WAIT, sim.wait_ready()).await;
-        match sim.tap(script, tap_options()).await {
+        match sim.tap(script, options).await {
             Ok(report) => report,
             Err(e) => panic!("tap {script}: {e}"),
         }

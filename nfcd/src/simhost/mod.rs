@@ -887,6 +887,7 @@ fn run_tap(
 ) -> Result<TapReport, SimError> {
     let config = ReaderConfig {
         technology: options.tech.technology(),
+        apdu_timeout: options.apdu_timeout,
         ..ReaderConfig::default()
     };
     let mut reader = Reader::new(script, config);

@@ -190,8 +190,11 @@ pub struct TapOptions {
     /// AID the script's first SELECT names instead of its own; only for scripts where
     /// [`TapScript::takes_aid`].
     pub aid: Option<Vec<u8>>,
+    /// How long the reader waits for each R-APDU before it gives up on the tap (1 s by
+    /// default, libnci's `ReaderConfig::apdu_timeout`).
+    pub apdu_timeout: Duration,
     /// Upper bound on the whole tap in real time. The reader gives up on a single missing
-    /// response after its own APDU timeout (1 s); this bounds everything else.
+    /// response after `apdu_timeout`; this bounds everything else.
     pub timeout: Duration,
 }
 
@@ -201,6 +204,7 @@ impl Default for TapOptions {
             tech: Tech::A,
             link_loss_after: None,
             aid: None,
+            apdu_timeout: libnci::sim::ReaderConfig::default().apdu_timeout,
             timeout: DEFAULT_TAP_TIMEOUT,
         }
     }
