@@ -1,7 +1,8 @@
 //! Readable-only registration with the tokio reactor, and the duplicate a write waits on.
 //!
-//! nfcd's descriptors on the tap path — the UART line, the APDU channel to a wallet, and the
-//! virtual controller's pty — are registered for readability only. Registered for writability
+//! nfcd's descriptors on the tap path — the UART line, the APDU channel to a wallet, the bus
+//! socket ([`crate::dbus::socket`]) and the virtual controller's pty — are registered for
+//! readability only. Registered for writability
 //! too, every read the far side makes frees room and wakes the owner with an edge-triggered
 //! `EPOLLOUT` for nothing, typically in the middle of a hop it is waiting on. Writes are tried
 //! at once without blocking; only when one finds the descriptor full does the writer wait, on a

@@ -15,7 +15,7 @@ use std::time::Duration;
 use zbus::fdo::{self, DBusProxy, PropertiesProxy};
 use zbus::names::{BusName, InterfaceName, OwnedUniqueName};
 use zbus::proxy::{CacheProperties, Defaults};
-use zbus::{connection, proxy, Connection, DBusError, OwnedVariant, Variant};
+use zbus::{proxy, Connection, DBusError, OwnedVariant, Variant};
 
 use super::error::CtlError;
 use crate::config::BusSpec;
@@ -82,17 +82,14 @@ impl Client {
     /// Connect to `bus` and check that `org.nfcd` has an owner; every call of this client
     /// then waits at most `timeout` for its reply.
     pub async fn connect(bus: &BusSpec, timeout: Duration) -> Result<Client, CtlError> {
-        let builder = match bus {
-            BusSpec::System => connection::Builder::system(),
-            BusSpec::Session => connection::Builder::session(),
-            BusSpec::Address(address) => connection::Builder::address(address.as_str()),
-        };
         let unreachable = |error| CtlError::BusUnreachable {
             bus: bus.clone(),
             error,
         };
         let ask = async {
-            let conn = builder
+            let conn = crate::dbus::socket::builder(bus)
+                .await
+                .map_err(unreachable)?
                 .method_timeout(timeout)
                 .build()
                 .await

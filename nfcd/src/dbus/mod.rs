@@ -22,12 +22,13 @@ pub mod names;
 pub mod options;
 mod props;
 pub mod simulator;
+pub mod socket;
 
 use std::fmt;
 
 use tokio::sync::mpsc;
 use zbus::fdo::{ObjectManager, RequestNameFlags};
-use zbus::{connection, Connection};
+use zbus::Connection;
 
 pub use adapter::{AdapterHandle, AdapterRequest, AdapterState, RoutingEntry, ADAPTER_PATH};
 pub use caller::{Caller, ExeDigest};
@@ -94,13 +95,7 @@ fn bus_err(doing: impl Into<String>) -> impl FnOnce(zbus::Error) -> ServeError {
 
 /// Connect to `bus` (no name requested yet).
 pub async fn connect(bus: &BusSpec) -> Result<Connection, ServeError> {
-    let builder = match bus {
-        BusSpec::System => connection::Builder::system(),
-        BusSpec::Session => connection::Builder::session(),
-        BusSpec::Address(a) => connection::Builder::address(a.as_str()),
-    };
-    builder
-        .build()
+    socket::connect(bus)
         .await
         .map_err(bus_err(format!("connecting to D-Bus ({bus})")))
 }
