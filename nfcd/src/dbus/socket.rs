@@ -117,6 +117,7 @@ impl Socket for BusSocket {
                 start: 0,
                 end: 0,
                 fds: Vec::new(),
+                cmsg: nix::cmsg_space!([RawFd; MAX_FDS]),
             },
             BusWriter { fd: self.fd },
         )
@@ -133,6 +134,9 @@ pub struct BusReader {
     end: usize,
     /// Descriptors of the last read, handed over with its last octets.
     fds: Vec<OwnedFd>,
+    /// Room for the control message of a read, allocated once: a new one per read would be a
+    /// large-bin allocation, which makes glibc consolidate its fast bins first.
+    cmsg: Vec<u8>,
 }
 
 impl BusReader {
@@ -142,11 +146,12 @@ impl BusReader {
         fd: &AsyncFd<OwnedFd>,
         into: &mut [u8],
         fds: &mut Vec<OwnedFd>,
+        cmsg: &mut Vec<u8>,
     ) -> io::Result<usize> {
         loop {
             let mut guard = fd.readable().await?;
             let before = fds.len();
-            match guard.try_io(|fd| receive(fd.get_ref().as_raw_fd(), into, fds)) {
+            match guard.try_io(|fd| receive(fd.get_ref().as_raw_fd(), into, fds, cmsg)) {
                 Ok(Ok(0)) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -176,11 +181,11 @@ impl ReadHalf for BusReader {
         if self.start == self.end {
             if out.len() >= self.buf.len() {
                 let mut fds = Vec::new();
-                let n = Self::read(&self.fd, out, &mut fds).await?;
+                let n = Self::read(&self.fd, out, &mut fds, &mut self.cmsg).await?;
                 return Ok((n, fds));
             }
             // Cancelled while waiting, this leaves the buffer as it was: empty.
-            let n = Self::read(&self.fd, &mut self.buf, &mut self.fds).await?;
+            let n = Self::read(&self.fd, &mut self.buf, &mut self.fds, &mut self.cmsg).await?;
             (self.start, self.end) = (0, n);
         }
         let n = out.len().min(self.end - self.start);
@@ -238,14 +243,19 @@ impl WriteHalf for BusWriter {
     }
 }
 
-/// One non-blocking `recvmsg(2)`; descriptors received are close-on-exec and appended to `fds`.
-fn receive(fd: RawFd, into: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
-    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+/// One non-blocking `recvmsg(2)`, the control message into `cmsg` (sized by `cmsg_space!`);
+/// descriptors received are close-on-exec and appended to `fds`.
+fn receive(
+    fd: RawFd,
+    into: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    cmsg: &mut Vec<u8>,
+) -> io::Result<usize> {
     let mut iov = [IoSliceMut::new(into)];
     let msg = recvmsg::<UnixAddr>(
         fd,
         &mut iov,
-        Some(&mut cmsg),
+        Some(cmsg),
         MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
     let bytes = msg.bytes;
@@ -401,7 +411,11 @@ mod tests {
         assert_eq!(sent, 7);
         let mut buf = [0; 64];
         let mut fds = Vec::new();
-        assert_eq!(receive(peer.as_raw_fd(), &mut buf, &mut fds).unwrap(), 7);
+        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+        assert_eq!(
+            receive(peer.as_raw_fd(), &mut buf, &mut fds, &mut cmsg).unwrap(),
+            7
+        );
         assert_eq!((&buf[..7], fds.len()), (&b"with-fd"[..], 1));
 
         // Fill the socket until a write would block, then have the peer drain it later: the
