@@ -146,7 +146,7 @@ impl BusReader {
         fd: &AsyncFd<OwnedFd>,
         into: &mut [u8],
         fds: &mut Vec<OwnedFd>,
-        cmsg: &mut Vec<u8>,
+        cmsg: &mut [u8],
     ) -> io::Result<usize> {
         loop {
             let mut guard = fd.readable().await?;
@@ -249,7 +249,7 @@ fn receive(
     fd: RawFd,
     into: &mut [u8],
     fds: &mut Vec<OwnedFd>,
-    cmsg: &mut Vec<u8>,
+    cmsg: &mut [u8],
 ) -> io::Result<usize> {
     let mut iov = [IoSliceMut::new(into)];
     let msg = recvmsg::<UnixAddr>(
