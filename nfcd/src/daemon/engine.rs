@@ -86,8 +86,30 @@ struct Transaction {
     id: String,
     started: Instant,
     apdus: u32,
-    /// The AID for `TransactionStarted` while that signal waits for the first R-APDU.
-    unannounced: Option<Vec<u8>>,
+    /// Where its `TransactionStarted` is.
+    announcement: Announcement,
+}
+
+/// `TransactionStarted(id, aid)` is kept off the path of the SELECT it reports: it is emitted
+/// once the first R-APDU of the transaction is written (doc/adapter-api.md), or before
+/// `TransactionEnded` if the transaction ends first.
+enum Announcement {
+    /// No R-APDU yet; the AID the SELECT named.
+    Waiting(Vec<u8>),
+    /// The first R-APDU is queued: emit once it is written.
+    Due(Vec<u8>),
+    /// Emitted.
+    Done,
+}
+
+impl Announcement {
+    /// The AID to announce now, if the signal is still owed; it is not owed after this.
+    fn take(&mut self) -> Option<Vec<u8>> {
+        match std::mem::replace(self, Announcement::Done) {
+            Announcement::Waiting(aid) | Announcement::Due(aid) => Some(aid),
+            Announcement::Done => None,
+        }
+    }
 }
 
 /// A card session: from RF activation to deactivation.
@@ -129,9 +151,6 @@ pub struct Engine {
     /// The controller is re-initialising: discard the transport's input before its first
     /// command, so a byte stream whose framing slipped starts on a packet boundary again.
     resync: bool,
-    /// `TransactionStarted(id, aid)` to emit once the R-APDU just queued is written: the signal
-    /// is kept off the path of the SELECT it reports (doc/adapter-api.md).
-    announce: Option<(String, Vec<u8>)>,
     notifier: Notifier,
 }
 
@@ -182,7 +201,6 @@ impl Engine {
             retry_delay: FIRST_RETRY,
             ready_once: false,
             resync: false,
-            announce: None,
             notifier: Notifier::from_env().unwrap_or_else(|e| {
                 warn!("NOTIFY_SOCKET is set but unusable: {e}");
                 Notifier::disabled()
@@ -395,11 +413,15 @@ impl Engine {
                 transport.send(&packet).await?;
                 self.served.monitor.nci_sent(&packet, handed_at);
             }
-            if let Some((id, aid)) = self.announce.take() {
-                let adapter = self.served.adapter.clone();
-                tokio::spawn(async move {
-                    let _ = adapter.transaction_started(&id, &aid).await;
-                });
+            if let Some(t) = self.tap.as_mut().and_then(|tap| tap.transaction.as_mut()) {
+                if let Announcement::Due(aid) = &mut t.announcement {
+                    let (id, aid) = (t.id.clone(), std::mem::take(aid));
+                    t.announcement = Announcement::Done;
+                    let adapter = self.served.adapter.clone();
+                    tokio::spawn(async move {
+                        let _ = adapter.transaction_started(&id, &aid).await;
+                    });
+                }
             }
             let mut handled = false;
             while let Some(event) = self.next_event() {
@@ -573,7 +595,7 @@ impl Engine {
                         id,
                         started: Instant::now(),
                         apdus: 0,
-                        unannounced: Some(selected_name(&apdu)),
+                        announcement: Announcement::Waiting(selected_name(&apdu)),
                     }
                 });
                 transaction.apdus += 1;
@@ -666,8 +688,8 @@ impl Engine {
             warn!("cannot send the response APDU: {e}");
         }
         if let Some(t) = self.tap.as_mut().and_then(|tap| tap.transaction.as_mut()) {
-            if let Some(aid) = t.unannounced.take() {
-                self.announce = Some((t.id.clone(), aid));
+            if let Announcement::Waiting(aid) = &mut t.announcement {
+                t.announcement = Announcement::Due(std::mem::take(aid));
             }
         }
     }
@@ -685,12 +707,9 @@ impl Engine {
     fn transaction_ended(&mut self, mut t: Transaction, reason: &str) {
         let adapter = self.served.adapter.clone();
         let reason = reason.to_owned();
-        // A TransactionStarted still waiting goes first, from the same task, so that the two
+        // A TransactionStarted still owed goes first, from the same task, so that the two
         // signals keep their order.
-        let mut starts: Vec<(String, Vec<u8>)> = self.announce.take().into_iter().collect();
-        if let Some(aid) = t.unannounced.take() {
-            starts.push((t.id.clone(), aid));
-        }
+        let start = t.announcement.take();
         let elapsed = t.started.elapsed();
         debug!(
             "transaction of {} ended ({reason}): {} APDUs in {} µs",
@@ -699,8 +718,8 @@ impl Engine {
             elapsed.as_micros()
         );
         tokio::spawn(async move {
-            for (id, aid) in starts {
-                let _ = adapter.transaction_started(&id, &aid).await;
+            if let Some(aid) = start {
+                let _ = adapter.transaction_started(&t.id, &aid).await;
             }
             let _ = adapter
                 .transaction_ended(&t.id, &reason, t.apdus, elapsed)
