@@ -1,5 +1,6 @@
 //! What outlives what: default services across a restart of nfcd, registrations across a
-//! controller reset (a spurious CORE_RESET_NTF mid-tap, a power cycle).
+//! controller reset (a spurious CORE_RESET_NTF mid-tap, a power cycle); and what nfcd does not
+//! outlive: its bus.
 
 use libnci::sim::{Fault, Trigger};
 use nfcd::simhost::{Profile, TapOutcome, TapScript};
@@ -160,4 +161,25 @@ async fn controller_link_lost_and_back_keeps_registrations() {
 
     wallet.stop().await;
     rig.finish().await;
+}
+
+/// `dbus-daemon` dies under a running nfcd: nfcd says so and exits with status 1, so that the
+/// service manager starts it again once the bus is back (`systemd/nfcd.service`:
+/// `Restart=on-failure`), instead of running on where no client can reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_bus_ends_nfcd_with_a_failure() {
+    let mut rig = Rig::start(RigOptions::default()).await;
+    rig.kill_bus();
+    let status = rig.wait_nfcd_exit().await;
+    let log = rig.nfcd_log();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "nfcd did not exit with status 1 ({status:?}); log:\n{log}"
+    );
+    assert!(
+        log.contains("lost the connection to the D-Bus bus"),
+        "no word of the lost bus in the log:\n{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
 }

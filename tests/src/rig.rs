@@ -629,6 +629,18 @@ impl Rig {
         old_owner
     }
 
+    /// The bus goes away: the private `dbus-daemon` is killed. Every client's connection,
+    /// nfcd's and the test's own, is closed; nothing on the bus works after this.
+    pub fn kill_bus(&mut self) {
+        self.bus.kill();
+    }
+
+    /// Wait (at most [`WAIT`]) for nfcd to exit on its own; its exit status, its log, and
+    /// whether the log is free of panics are the caller's to check.
+    pub async fn wait_nfcd_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.nfcd.wait_exit(WAIT).await
+    }
+
     /// Start nfcd again after [`Rig::kill_nfcd`] on the same line, bus, configuration and state
     /// directory; returns once the new one (another owner than `old_owner`) is up as after
     /// [`Rig::start`].

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Level};
 
-use super::convert;
+use super::{convert, DaemonError};
 use crate::config::Config;
 use crate::dbus::monitor::{ApduDirection, NciDirection};
 use crate::dbus::{
@@ -216,10 +216,16 @@ impl Engine {
         self.epoch + Duration::from_micros(t.total_micros())
     }
 
-    /// Run until SIGTERM or SIGINT.
-    pub async fn run(mut self) -> std::io::Result<()> {
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
+    /// Run until SIGTERM or SIGINT (`Ok`), or until the bus connection is lost
+    /// ([`DaemonError::BusLost`]: without the bus no client can reach nfcd, so it ends and
+    /// leaves the restart to the service manager).
+    pub async fn run(mut self) -> Result<(), DaemonError> {
+        let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        let conn = self.served.conn.clone();
+        let bus_closed = conn.closed();
+        tokio::pin!(bus_closed);
+        let mut bus_lost = false;
         let mut transport: Option<AnyTransport> = None;
         let mut inflight: Option<InFlight> = None;
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
@@ -264,6 +270,10 @@ impl Engine {
                 biased;
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
+                () = &mut bus_closed => {
+                    bus_lost = true;
+                    break;
+                }
                 res = recv(transport.as_mut()) => match res {
                     Ok(packet) => {
                         self.served.monitor.nci(NciDirection::Rx, &packet);
@@ -334,6 +344,9 @@ impl Engine {
         let _ = self.notifier.stopping();
         if let Some(tap) = self.tap.take() {
             self.end_tap(tap, "shutdown");
+        }
+        if bus_lost {
+            return Err(DaemonError::BusLost);
         }
         Ok(())
     }

@@ -47,6 +47,8 @@ pub enum DaemonError {
     Access(String),
     /// Installing a signal handler failed.
     Signals(std::io::Error),
+    /// The bus connection was closed under nfcd (`dbus-daemon` exited or dropped it).
+    BusLost,
 }
 
 impl fmt::Display for DaemonError {
@@ -58,6 +60,7 @@ impl fmt::Display for DaemonError {
             }
             DaemonError::Access(e) => write!(f, "access configuration: {e}"),
             DaemonError::Signals(e) => write!(f, "installing signal handlers: {e}"),
+            DaemonError::BusLost => write!(f, "lost the connection to the D-Bus bus"),
         }
     }
 }
@@ -112,5 +115,5 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let engine = Engine::new(config, registry, store, identities, served, requests)
         .await
         .map_err(DaemonError::Bus)?;
-    engine.run().await.map_err(DaemonError::Signals)
+    engine.run().await
 }

@@ -121,6 +121,12 @@ impl TestBus {
         })
     }
 
+    /// `dbus-daemon` dies (SIGKILL) and is reaped: every connection to it is closed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The bus address, e.g. `unix:path=/tmp/.../bus,guid=...`.
     pub fn address(&self) -> &str {
         &self.address
@@ -147,8 +153,7 @@ impl TestBus {
 
 impl Drop for TestBus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
