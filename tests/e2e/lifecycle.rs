@@ -8,7 +8,7 @@ use nfcd_e2e::bus::{wait_default, wait_present, wait_registered, wait_unregister
 use nfcd_e2e::process::WalletKind;
 use nfcd_e2e::rig::{tap_options, Link, Rig, RigOptions};
 use nfcd_e2e::scripts::{status_words, Apdus};
-use nfcd_e2e::{hex, unhex};
+use nfcd_e2e::{hex, unhex, WAIT};
 
 /// The default payment service is stored in the state directory: after nfcd restarts it is
 /// still the default (`DefaultServices`), and once the wallets register again the tap reaches
@@ -163,13 +163,31 @@ async fn controller_link_lost_and_back_keeps_registrations() {
     rig.finish().await;
 }
 
-/// `dbus-daemon` dies under a running nfcd: nfcd says so and exits with status 1, so that the
-/// service manager starts it again once the bus is back (`systemd/nfcd.service`:
-/// `Restart=on-failure`), instead of running on where no client can reach it.
+/// `dbus-daemon` dies under a running nfcd and a registered wallet: each says so and exits with
+/// status 1, so that the service manager starts it again once the bus is back
+/// (`systemd/nfcd.service`: `Restart=on-failure`), instead of running on where nobody can reach
+/// it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn losing_the_bus_ends_nfcd_with_a_failure() {
+async fn losing_the_bus_ends_nfcd_and_wallets_with_a_failure() {
     let mut rig = Rig::start(RigOptions::default()).await;
+    let mut wallet = rig
+        .wallet(WalletKind::Payment, "org.e2e.lifecycle.bus", &[])
+        .await;
     rig.kill_bus();
+    let wallet_status = wallet.wait_exit(WAIT).await;
+    assert_eq!(
+        wallet_status.and_then(|s| s.code()),
+        Some(1),
+        "the wallet did not exit with status 1 ({wallet_status:?}); stderr:\n{}",
+        wallet.log_tail()
+    );
+    assert!(
+        wallet
+            .log_tail()
+            .contains("lost the connection to the D-Bus bus"),
+        "{}",
+        wallet.log_tail()
+    );
     let status = rig.wait_nfcd_exit().await;
     let log = rig.nfcd_log();
     assert_eq!(

@@ -4,6 +4,7 @@
 //! Nothing here talks to the daemon; see [`crate::registration`] for that.
 
 use std::io;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -73,11 +74,25 @@ pub async fn register_service<H: ApduHandler>(
     Ok(handle)
 }
 
-/// Serves until SIGTERM or SIGINT, then unregisters.
-pub async fn serve_until_signal(handle: RegistrationHandle, signals: &mut ShutdownSignals) {
-    let signal = signals.recv().await;
-    tracing::info!("{signal}: shutting down");
-    unregister_on_exit(handle).await;
+/// Serves until SIGTERM or SIGINT, then unregisters: exit code 0. Or until the bus connection
+/// closes (`dbus-daemon` gone), when nobody can reach the wallet any more and there is nothing
+/// to unregister from: the loss is logged, exit code 1, for a service manager to restart it.
+pub async fn serve_until_signal(
+    handle: RegistrationHandle,
+    signals: &mut ShutdownSignals,
+) -> ExitCode {
+    let conn = handle.connection().clone();
+    tokio::select! {
+        signal = signals.recv() => {
+            tracing::info!("{signal}: shutting down");
+            unregister_on_exit(handle).await;
+            ExitCode::SUCCESS
+        }
+        () = conn.closed() => {
+            tracing::error!("lost the connection to the D-Bus bus");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Unregisters, bounded by [`UNREGISTER_TIMEOUT`], logging instead of failing: on the way out

@@ -124,6 +124,5 @@ async fn main() -> ExitCode {
         payment::PAN,
     );
 
-    cli::serve_until_signal(handle, &mut signals).await;
-    ExitCode::SUCCESS
+    cli::serve_until_signal(handle, &mut signals).await
 }

@@ -321,10 +321,10 @@ async fn main() -> ExitCode {
     }
     println!("READY");
 
-    cli::serve_until_signal(handle, &mut signals).await;
+    let code = cli::serve_until_signal(handle, &mut signals).await;
     // A `hang` or `slow` handler may still sit on a blocking thread; waiting for it would turn
     // SIGTERM into a hang, so leave without tearing the runtime down.
-    std::process::exit(0);
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
 }
 
 #[cfg(test)]

@@ -151,8 +151,7 @@ async fn main() -> ExitCode {
     );
     eprintln!("transit-wallet: receipt public key {public_key}");
 
-    cli::serve_until_signal(handle, &mut signals).await;
-    ExitCode::SUCCESS
+    cli::serve_until_signal(handle, &mut signals).await
 }
 
 #[cfg(test)]
