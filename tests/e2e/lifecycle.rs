@@ -170,8 +170,14 @@ async fn controller_link_lost_and_back_keeps_registrations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_bus_ends_nfcd_and_wallets_with_a_failure() {
     let mut rig = Rig::start(RigOptions::default()).await;
+    // The test wallet prints READY once its registration is complete, so the bus goes away
+    // under a wallet that is serving, not one still registering.
     let mut wallet = rig
-        .wallet(WalletKind::Payment, "org.e2e.lifecycle.bus", &[])
+        .wallet(
+            WalletKind::Test,
+            "org.e2e.lifecycle.bus",
+            &["--aid", "F0E2E0B05B"],
+        )
         .await;
     rig.kill_bus();
     let wallet_status = wallet.wait_exit(WAIT).await;
