@@ -17,11 +17,13 @@
 //! raises a new edge, and tokio only clears readiness that no newer event has set
 //! (`AsyncFdReadyGuard::clear_ready`), so nothing is missed.
 //!
-//! This module does not write anything itself: each user keeps its own write loop and errors.
+//! [`write_when_room`] is the one loop that waits for room: each user passes its own write
+//! (`write(2)`, `send(2)`, `sendmsg(2)`) and maps that write's errors itself.
 
 use std::io;
 use std::os::fd::OwnedFd;
 
+use nix::errno::Errno;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 use tokio::io::Interest;
 
@@ -39,6 +41,27 @@ pub(crate) fn write_waiter(fd: &OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: `dup` is a new descriptor owned by the AsyncFd from here on, which keeps it open
     // (and its number the same) until it is dropped.
     unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }.map_err(io::Error::from)
+}
+
+/// `write`, one non-blocking write to `fd`, made at once and made again while it finds `fd` full
+/// (`EAGAIN`; after the first, each time a [`write_waiter`] duplicate says there is room; the
+/// duplicate is dropped on return) or is interrupted (`EINTR`). `Ok` holds the write's own
+/// result, other errors included; `Err` is a failure to wait (the duplicate or its poll).
+pub(crate) async fn write_when_room<T>(
+    fd: &OwnedFd,
+    mut write: impl FnMut() -> Result<T, Errno>,
+) -> io::Result<Result<T, Errno>> {
+    let mut waiting: Option<AsyncFd<OwnedFd>> = None;
+    loop {
+        if let Some(waiting) = &waiting {
+            waiting.writable().await?.clear_ready();
+        }
+        match write() {
+            Err(Errno::EAGAIN) if waiting.is_none() => waiting = Some(write_waiter(fd)?),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            result => return Ok(result),
+        }
+    }
 }
 
 /// One `read(2)` into `buf` on the descriptor behind `guard`, as `try_io` makes it (`Err` when

@@ -183,33 +183,18 @@ impl ApduChannel {
             }
         }
 
-        let mut write_wait: Option<AsyncFd<OwnedFd>> = None;
-        loop {
-            if let Some(waiting) = write_wait.as_ref() {
-                // Only after a send found the socket full (see the module documentation).
-                waiting.writable().await?.clear_ready();
+        // Waits for room only after a send found the socket full (see the module
+        // documentation).
+        let fd = self.fd.get_ref();
+        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+        let sent = crate::readiness::write_when_room(fd, || send(fd.as_raw_fd(), command, flags));
+        if let Err(e) = sent.await? {
+            let e = ChannelError::from(io::Error::from(e));
+            if matches!(e, ChannelError::Closed) {
+                st.closed = true;
             }
-            match send(
-                self.fd.get_ref().as_raw_fd(),
-                command,
-                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(_) => break,
-                Err(Errno::EAGAIN) if write_wait.is_none() => {
-                    let waiting = crate::readiness::write_waiter(self.fd.get_ref())?;
-                    write_wait = Some(waiting);
-                }
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(e) => {
-                    let e = ChannelError::from(io::Error::from(e));
-                    if matches!(e, ChannelError::Closed) {
-                        st.closed = true;
-                    }
-                    return Err(e);
-                }
-            }
+            return Err(e);
         }
-        drop(write_wait);
         // Counted as soon as it is sent: from here on, cancelling leaves an answer owed.
         st.unanswered += 1;
 

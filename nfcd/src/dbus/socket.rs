@@ -26,7 +26,7 @@
 //!   octets that empty the buffer, which are that message's.
 //! - Writes are tried at once without blocking; a write that finds the socket full waits on a
 //!   duplicate registered for writability for as long as it waits
-//!   ([`crate::readiness::write_waiter`]).
+//!   ([`crate::readiness::write_when_room`]).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -214,21 +214,10 @@ pub struct BusWriter {
 impl WriteHalf for BusWriter {
     async fn sendmsg(&mut self, buffer: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let mut waiting = None;
-        loop {
-            if let Some(waiting) = &waiting {
-                let waiting: &AsyncFd<OwnedFd> = waiting;
-                waiting.writable().await?.clear_ready();
-            }
-            match send(self.fd.get_ref().as_raw_fd(), buffer, &raw) {
-                Ok(n) => return Ok(n),
-                Err(Errno::EAGAIN) if waiting.is_none() => {
-                    waiting = Some(crate::readiness::write_waiter(self.fd.get_ref())?);
-                }
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let fd = self.fd.get_ref();
+        crate::readiness::write_when_room(fd, || send(fd.as_raw_fd(), buffer, &raw))
+            .await?
+            .map_err(io::Error::from)
     }
 
     async fn close(&mut self) -> io::Result<()> {

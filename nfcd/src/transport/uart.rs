@@ -153,25 +153,18 @@ impl Transport for UartTransport {
     async fn send(&mut self, packet: &[u8]) -> Result<(), TransportError> {
         check_packet(packet)?;
         let mut written = 0;
-        let mut write_wait: Option<AsyncFd<OwnedFd>> = None;
         while written < packet.len() {
-            if let Some(waiting) = write_wait.as_ref() {
-                // Only after a write found the line full (see the module documentation).
-                waiting
-                    .writable()
-                    .await
-                    .map_err(|e| TransportError::io(format!("{}: poll", self.describe), e))?
-                    .clear_ready();
-            }
+            // Waits for room only after a write found the line full (see the module
+            // documentation).
             let rest = &packet[written..];
-            match nix::unistd::write(self.fd.get_ref(), rest) {
+            let fd = self.fd.get_ref();
+            let write = crate::readiness::write_when_room(fd, || nix::unistd::write(fd, rest))
+                .await
+                .map_err(|e| {
+                    TransportError::io(format!("{}: waiting for room", self.describe), e)
+                })?;
+            match write {
                 Ok(n) => written += n,
-                Err(Errno::EAGAIN) if write_wait.is_none() => {
-                    let waiting = crate::readiness::write_waiter(self.fd.get_ref())
-                        .map_err(|e| TransportError::io(format!("{}: dup", self.describe), e))?;
-                    write_wait = Some(waiting);
-                }
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                 Err(Errno::EIO) => return Err(self.closed("hang-up while writing")),
                 Err(e) => {
                     return Err(TransportError::io(
