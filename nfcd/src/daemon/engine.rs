@@ -717,7 +717,7 @@ impl Engine {
         }
     }
 
-    fn transaction_ended(&mut self, mut t: Transaction, reason: &str) {
+    fn transaction_ended(&self, mut t: Transaction, reason: &str) {
         let adapter = self.served.adapter.clone();
         let reason = reason.to_owned();
         // A TransactionStarted still owed goes first, from the same task, so that the two
