@@ -29,7 +29,7 @@ use futures_util::{FutureExt, StreamExt};
 use nfcd::simhost::{open_pty, Profile, TapOutcome, TapScript};
 use nfcd::uevent::{UeventAction, UeventSocket};
 use nfcd_e2e::bus::{wait_default, wait_present, wait_registered};
-use nfcd_e2e::process::WalletKind;
+use nfcd_e2e::process::{Wallet, WalletKind};
 use nfcd_e2e::rig::{Rig, ServedPty};
 use nfcd_e2e::scripts::status_words;
 use nfcd_e2e::{within, WAIT};
@@ -62,7 +62,7 @@ async fn pty_behind_a_symlink_goes_away_and_comes_back() {
     })
     .await;
     let link = rig.scratch().join(LINK);
-    let mut wallet = transit_wallet(&rig).await;
+    let wallet = transit_wallet(&rig).await;
     let pid = rig.nfcd_pid();
     let sim = rig.sim();
     // Taken now, while the first pty still holds its number, so that the controller comes
@@ -131,13 +131,7 @@ async fn pty_behind_a_symlink_goes_away_and_comes_back() {
         to_discovering.as_millis()
     );
 
-    transit_tap_reaches(&rig, &mut wallet).await;
-    assert_eq!(rig.nfcd_pid(), pid, "the same nfcd");
-    wait_registered(rig.manager(), TRANSIT_ID).await;
-    wait_default(rig.manager(), "transit", TRANSIT_ID).await;
-
-    wallet.stop().await;
-    rig.finish().await;
+    same_nfcd_serves_then_finish(rig, wallet, pid).await;
 }
 
 /// `remove` for the controller's real tty node: nfcd closes it and waits; `add`: nfcd opens
@@ -153,7 +147,7 @@ async fn kernel_remove_and_add_uevents_close_and_reopen_the_tty() {
     };
     let node = tty.node.clone();
     let rig = Rig::start_on_line(served, |_| node.clone()).await;
-    let mut wallet = transit_wallet(&rig).await;
+    let wallet = transit_wallet(&rig).await;
     let pid = rig.nfcd_pid();
     let sim = rig.sim();
     assert_eq!(
@@ -208,12 +202,7 @@ async fn kernel_remove_and_add_uevents_close_and_reopen_the_tty() {
         to_discovering.as_millis()
     );
 
-    transit_tap_reaches(&rig, &mut wallet).await;
-    assert_eq!(rig.nfcd_pid(), pid, "the same nfcd");
-    wait_default(rig.manager(), "transit", TRANSIT_ID).await;
-
-    wallet.stop().await;
-    rig.finish().await;
+    same_nfcd_serves_then_finish(rig, wallet, pid).await;
     tty.unbind(bound);
 }
 
@@ -238,7 +227,7 @@ async fn kernel_remove_behind_a_link_keeps_retrying_until_it_returns_elsewhere()
     })
     .await;
     let link = rig.scratch().join(LINK);
-    let mut wallet = transit_wallet(&rig).await;
+    let wallet = transit_wallet(&rig).await;
     let pid = rig.nfcd_pid();
     let sim = rig.sim();
     let spare = open_pty().unwrap_or_else(|e| panic!("opening a pty: {e}"));
@@ -283,12 +272,7 @@ async fn kernel_remove_behind_a_link_keeps_retrying_until_it_returns_elsewhere()
         second.display()
     );
 
-    transit_tap_reaches(&rig, &mut wallet).await;
-    assert_eq!(rig.nfcd_pid(), pid, "the same nfcd");
-    wait_default(rig.manager(), "transit", TRANSIT_ID).await;
-
-    wallet.stop().await;
-    rig.finish().await;
+    same_nfcd_serves_then_finish(rig, wallet, pid).await;
     tty.unbind(bound);
 }
 
@@ -351,7 +335,7 @@ async fn kernel_change_uevent_leaves_a_working_tty_alone() {
 }
 
 /// `transit-wallet`, registered and made the default transit service.
-async fn transit_wallet(rig: &Rig) -> nfcd_e2e::process::Wallet {
+async fn transit_wallet(rig: &Rig) -> Wallet {
     let wallet = rig
         .wallet(WalletKind::Transit, TRANSIT_ID, &["--set-default"])
         .await;
@@ -359,8 +343,19 @@ async fn transit_wallet(rig: &Rig) -> nfcd_e2e::process::Wallet {
     wallet
 }
 
+/// After the controller came back: a transit tap reaches `wallet`, in the same nfcd process
+/// (`pid`), with its registration and its default kept; then the wallet and nfcd stop cleanly.
+async fn same_nfcd_serves_then_finish(rig: Rig, mut wallet: Wallet, pid: u32) {
+    transit_tap_reaches(&rig, &mut wallet).await;
+    assert_eq!(rig.nfcd_pid(), pid, "the same nfcd");
+    wait_registered(rig.manager(), TRANSIT_ID).await;
+    wait_default(rig.manager(), "transit", TRANSIT_ID).await;
+    wallet.stop().await;
+    rig.finish().await;
+}
+
 /// The gate's transit script (SELECT, READ BALANCE, DEBIT) completes against `wallet`.
-async fn transit_tap_reaches(rig: &Rig, wallet: &mut nfcd_e2e::process::Wallet) {
+async fn transit_tap_reaches(rig: &Rig, wallet: &mut Wallet) {
     let before = wallet.commands().len();
     let deselected = wallet
         .deactivations()
