@@ -138,11 +138,7 @@ async fn pty_behind_a_symlink_goes_away_and_comes_back() {
 /// it again and re-initialises the controller, which never lost power.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_remove_and_add_uevents_close_and_reopen_the_tty() {
-    let Some(tty) = KernelTty::take().await else {
-        return;
-    };
-    let served = ServedPty::new(Profile::Pn7150);
-    let Some(bound) = tty.bind(served.path()) else {
+    let Some((tty, served, bound)) = kernel_tty_over_a_pty().await else {
         return;
     };
     let node = tty.node.clone();
@@ -212,11 +208,7 @@ async fn kernel_remove_and_add_uevents_close_and_reopen_the_tty() {
 /// watched `add` announces: nfcd keeps reopening the link with back-off and finds it there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_remove_behind_a_link_keeps_retrying_until_it_returns_elsewhere() {
-    let Some(tty) = KernelTty::take().await else {
-        return;
-    };
-    let served = ServedPty::new(Profile::Pn7150);
-    let Some(bound) = tty.bind(served.path()) else {
+    let Some((tty, served, bound)) = kernel_tty_over_a_pty().await else {
         return;
     };
     let node = tty.node.clone();
@@ -280,11 +272,7 @@ async fn kernel_remove_behind_a_link_keeps_retrying_until_it_returns_elsewhere()
 /// stays as it is, no re-initialisation, and a tap right after it works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_change_uevent_leaves_a_working_tty_alone() {
-    let Some(tty) = KernelTty::take().await else {
-        return;
-    };
-    let served = ServedPty::new(Profile::Pn7150);
-    let Some(bound) = tty.bind(served.path()) else {
+    let Some((tty, served, bound)) = kernel_tty_over_a_pty().await else {
         return;
     };
     let node = tty.node.clone();
@@ -468,6 +456,15 @@ fn lock_path() -> PathBuf {
 }
 
 /// A real serial node whose uevents the test may trigger, held exclusively.
+/// A real tty node with a virtual PN7150's pty bind-mounted over it; `None` (the test is
+/// skipped, and says why) where that cannot be done here.
+async fn kernel_tty_over_a_pty() -> Option<(KernelTty, ServedPty, BindMount)> {
+    let tty = KernelTty::take().await?;
+    let served = ServedPty::new(Profile::Pn7150);
+    let bound = tty.bind(served.path())?;
+    Some((tty, served, bound))
+}
+
 struct KernelTty {
     /// `/dev/ttySN`.
     node: PathBuf,
